@@ -1,0 +1,148 @@
+"""The shared base of every model: metadata, standard metric names, and the classification steps.
+
+Every model in the history is a :class:`BaseModel`. It carries
+
+* ``INFO``, a frozen :class:`~ai_scratch.info.ModelInfo` with the paper's facts (class attribute);
+* :meth:`BaseModel.model_info`, which adds what is known only once the model is built: parameter
+  count, input and output size, precision and device. The callbacks in ``callbacks/`` look for this
+  method by name, so any LightningModule can offer it;
+* the standard metric names ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
+  ``test_loss``, ``test_accuracy`` and ``learning_rate``. Accuracy comes from torchmetrics, so the
+  value is synchronised across processes under DDP rather than averaged per process.
+
+:class:`Classifier` adds the training, validation, test and predict steps of an engine-based
+classifier: a model that maps a batch ``(inputs, targets)`` to class scores and learns by
+gradient descent on :meth:`Classifier.criterion`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from ai_scratch.info import ModelInfo
+
+STAGES = ("train", "val", "test")
+
+
+class BaseModel(L.LightningModule):
+    """Base LightningModule of the project.
+
+    Args:
+        num_classes: number of classes for a classification model; it turns on the accuracy
+            metrics. ``None`` for models that are not classifiers (they log their own metrics).
+
+    Subclasses set the class attribute ``INFO`` and, once their layers exist, the attributes
+    ``input_size`` and ``output_size`` (tuples without the batch dimension).
+    """
+
+    INFO: ClassVar[ModelInfo]
+
+    def __init__(self, num_classes: int | None = None) -> None:
+        super().__init__()
+        if num_classes is not None and num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.num_classes = num_classes
+        self.input_size: tuple[int, ...] | None = None
+        self.output_size: tuple[int, ...] | None = None
+        if num_classes is not None:
+            # "micro" averaging is the plain fraction of correct answers, the accuracy of the papers.
+            accuracy = MetricCollection({"accuracy": MulticlassAccuracy(num_classes, average="micro")})
+            self.train_metrics = accuracy.clone(prefix="train_")
+            self.val_metrics = accuracy.clone(prefix="val_")
+            self.test_metrics = accuracy.clone(prefix="test_")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        info = cls.__dict__.get("INFO")
+        if info is not None and not isinstance(info, ModelInfo):
+            raise TypeError(f"{cls.__name__}.INFO must be a ModelInfo, got {type(info).__name__}")
+
+    # ------------------------------------------------------------------ metadata
+    def model_info(self) -> dict[str, Any]:
+        """The static ``INFO`` plus what the built model knows: size, precision, device."""
+        info = self.INFO.to_dict() if hasattr(self, "INFO") else {"name": type(self).__name__.lower()}
+        parameters = list(self.parameters())
+        trainer = self._trainer
+        precision = str(trainer.precision) if trainer is not None else _dtype_name(parameters)
+        info.update(
+            parameter_count=sum(p.numel() for p in parameters),
+            trainable_parameter_count=sum(p.numel() for p in parameters if p.requires_grad),
+            input_size=list(self.input_size) if self.input_size is not None else None,
+            output_size=list(self.output_size) if self.output_size is not None else None,
+            precision=precision,
+            device=str(self.device),
+            class_name=f"{type(self).__module__}.{type(self).__qualname__}",
+        )
+        return info
+
+    # ------------------------------------------------------------------ learning rate
+    def current_learning_rate(self) -> float | None:
+        """Learning rate of the first parameter group of the first optimizer, if any."""
+        trainer = self._trainer
+        if trainer is None or not trainer.optimizers:
+            return None
+        return float(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_epoch_start(self) -> None:
+        learning_rate = self.current_learning_rate()
+        if learning_rate is not None:
+            self.log("learning_rate", learning_rate, on_step=False, on_epoch=True)
+
+    # ------------------------------------------------------------------ classification
+    def predict_labels(self, scores: Tensor) -> Tensor:
+        """Class indices from scores: argmax over classes, or the sign of a single binary score."""
+        if scores.ndim > 1:
+            return scores.argmax(dim=-1)
+        return (scores >= 0).long()
+
+    def log_classification(self, stage: str, loss: Tensor, scores: Tensor, target: Tensor) -> None:
+        """Log ``{stage}_loss`` and ``{stage}_accuracy`` as epoch means (synchronised under DDP)."""
+        if self.num_classes is None:
+            raise RuntimeError(f"{type(self).__name__} was built without num_classes; it has no accuracy to log")
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        metrics.update(self.predict_labels(scores), target)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(target))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+
+
+class Classifier(BaseModel):
+    """An engine-based classifier: ``forward`` gives class scores, gradient descent on ``criterion``.
+
+    Batches are ``(inputs, targets)`` with integer class targets.
+    """
+
+    def criterion(self, scores: Tensor, target: Tensor) -> Tensor:
+        """The training loss; cross-entropy unless the paper says otherwise."""
+        return torch.nn.functional.cross_entropy(scores, target)
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        inputs, target = batch
+        scores = self(inputs)
+        loss = self.criterion(scores, target)
+        self.log_classification(stage, loss.detach(), scores.detach(), target)
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.predict_labels(self(inputs))
+
+
+def _dtype_name(parameters: list[torch.nn.Parameter]) -> str:
+    if not parameters:
+        return "float32"
+    return str(parameters[0].dtype).removeprefix("torch.")

@@ -1,0 +1,221 @@
+"""The thin adapter between a NumPy-era learning rule and Lightning.
+
+The early models (Perceptron, ADALINE, the hand-written MLP, Hopfield) learn by rules that were
+written long before automatic differentiation. Their rules stay in NumPy, in a
+:class:`NumPyLearner` that knows nothing of Lightning or torch and can be used on its own::
+
+    learner = PerceptronLearner(input_dim=2)
+    for epoch in range(10):
+        learner.train_batch(x, y)            # x: float32 (N, D), y: int (N,)
+
+:class:`NumPyModel` wraps such a learner so that the same ``ai-scratch fit`` command, the same
+metrics and the same callbacks serve it as they serve the PyTorch models:
+
+* manual optimisation: Lightning's loop hands each batch to ``learner.train_batch``; there is no
+  backward pass. The only "optimiser" is :class:`RuleStep`, which changes nothing and counts the
+  rule's updates as optimiser steps, so that ``global_step`` (checkpoints, logging steps) advances;
+* tensors become float32 arrays on the way in and scores come back as tensors;
+* the learned arrays are mirrored in ``nn.Parameter`` s (``model.learned``), so that the state
+  dict, the parameter count and ``wandb.watch`` see them;
+* the learner's full state (arrays and random generator) is stored in the Lightning checkpoint
+  under ``"numpy_learner"`` and restored from it, so ``--ckpt_path`` resumes exactly;
+* under DDP every process applies the rule to its own shard of the batch and then the learned
+  arrays are averaged across processes after every step: *iterative parameter mixing*
+  (McDonald, Hall and Mann, 2010, "Distributed Training Strategies for the Structured
+  Perceptron"). The copies never diverge.
+
+Hand the learner whole batches (the per-sample rule loops inside NumPy): a Lightning step costs
+about 2 ms, so one step per sample would make the fit mostly framework.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ai_scratch.base import BaseModel
+
+
+
+class NumPyLearner(ABC):
+    """A learning rule written in NumPy. It knows nothing of Lightning or torch.
+
+    Subclasses keep their learned arrays in :meth:`parameters` (float32, updated in place) and
+    draw any randomness from ``self.rng``, a seeded :class:`numpy.random.Generator`.
+    """
+
+    learning_rate: float
+    rng: np.random.Generator
+
+    @abstractmethod
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The learned arrays by name. They are updated in place by :meth:`train_batch`."""
+
+    @abstractmethod
+    def scores(self, inputs: np.ndarray) -> np.ndarray:
+        """Forward pass: ``(N,)`` scores for a binary unit (class 1 where score >= 0), or ``(N, C)``."""
+
+    @abstractmethod
+    def train_batch(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Apply the learning rule to a batch; return the scores it saw while learning.
+
+        For an online rule these are the scores of each sample just before its own update.
+        """
+
+    @abstractmethod
+    def loss(self, scores: np.ndarray, targets: np.ndarray) -> float:
+        """The criterion the rule minimises, evaluated on ``scores``."""
+
+    def gradients(self) -> dict[str, np.ndarray] | None:
+        """Gradients of the last :meth:`train_batch`, for rules that have them; ``None`` otherwise."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: learned arrays and the random generator."""
+        return {
+            "parameters": {name: array.copy() for name, array in self.parameters().items()},
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        own = self.parameters()
+        missing = set(own) ^ set(state["parameters"])
+        if missing:
+            raise KeyError(f"learner state does not match: {sorted(missing)}")
+        for name, array in state["parameters"].items():
+            np.copyto(own[name], np.asarray(array, dtype=own[name].dtype))
+        self.rng.bit_generator.state = state["rng"]
+
+
+class RuleStep(torch.optim.Optimizer):
+    """The optimiser slot of a NumPy-era model: the rule has already updated the weights.
+
+    ``step()`` changes nothing. Calling it through Lightning counts one optimiser step, so the
+    trainer's ``global_step`` counts the rule's updates as it counts gradient steps elsewhere.
+    """
+
+    def __init__(self, params: Any, learning_rate: float) -> None:
+        super().__init__(params, {"lr": learning_rate})
+
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        if closure is not None:
+            closure()  # Lightning passes a closure that does nothing under manual optimisation
+
+
+class NumPyModel(BaseModel):
+    """LightningModule around a :class:`NumPyLearner` (manual optimisation, no backward pass).
+
+    Args:
+        learner: the NumPy learning rule.
+        num_classes: number of classes, for the accuracy metrics; ``None`` for a learner that is
+            not a classifier (override :meth:`training_step` and friends to log its metrics).
+    """
+
+    def __init__(self, learner: NumPyLearner, num_classes: int | None = 2) -> None:
+        super().__init__(num_classes=num_classes)
+        self.automatic_optimization = False
+        self.learner = learner
+        # The mirror. requires_grad=True because DDP refuses to wrap a module without trainable
+        # parameters; no gradient ever flows through these tensors, the rule updates them.
+        self.learned = nn.ParameterDict(
+            {name: nn.Parameter(torch.from_numpy(array.copy())) for name, array in learner.parameters().items()}
+        )
+
+    # ------------------------------------------------------------------ mirror
+    @torch.no_grad()
+    def _learner_to_mirror(self) -> None:
+        for name, array in self.learner.parameters().items():
+            self.learned[name].copy_(torch.from_numpy(array))
+        gradients = self.learner.gradients()
+        if gradients is not None:
+            for name, gradient in gradients.items():
+                self.learned[name].grad = torch.from_numpy(np.asarray(gradient, dtype=np.float32)).to(self.device)
+
+    @torch.no_grad()
+    def _mirror_to_learner(self) -> None:
+        for name, array in self.learner.parameters().items():
+            np.copyto(array, self.learned[name].detach().cpu().numpy())
+
+    @torch.no_grad()
+    def _mix_parameters(self) -> None:
+        """Iterative parameter mixing: average the learned arrays over all DDP processes."""
+        arrays = self.learner.parameters()
+        flat = torch.from_numpy(np.concatenate([a.ravel() for a in arrays.values()])).to(self.device)
+        flat = self.trainer.strategy.reduce(flat, reduce_op="mean").cpu().numpy()
+        offset = 0
+        for array in arrays.values():
+            array.ravel()[:] = flat[offset : offset + array.size]
+            offset += array.size
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def configure_optimizers(self) -> RuleStep:
+        return RuleStep(self.learned.parameters(), self.learner.learning_rate)
+
+    def on_fit_start(self) -> None:
+        if not all(isinstance(o, RuleStep) for o in self.trainer.optimizers):
+            raise ValueError(
+                f"{type(self).__name__} learns by its own NumPy rule; a torch optimizer "
+                "(--optimizer) does not apply to it"
+            )
+        # DDP broadcast rank 0's mirror when it wrapped the model: start every learner from it.
+        self._mirror_to_learner()
+
+    def current_learning_rate(self) -> float | None:
+        return float(self.learner.learning_rate)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        scores = self.learner.scores(_as_array(inputs))
+        return torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)).to(inputs.device)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        inputs, target = batch
+        target_array = target.detach().cpu().numpy()
+        scores = self.learner.train_batch(_as_array(inputs), target_array)
+        loss = self.learner.loss(scores, target_array)
+        if self.trainer.world_size > 1:
+            self._mix_parameters()
+        self._learner_to_mirror()
+        self.optimizers().step()  # counts the update: global_step advances
+        scores_tensor = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)).to(target.device)
+        self.log_classification("train", torch.tensor(loss, device=target.device), scores_tensor, target)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        inputs, target = batch
+        scores = self(inputs)
+        loss = self.learner.loss(scores.cpu().numpy(), target.cpu().numpy())
+        self.log_classification(stage, torch.tensor(loss, device=target.device), scores, target)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.predict_labels(self(inputs))
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = self.learner.state_dict()
+        # Tensors, not arrays: checkpoints then load with torch.load(weights_only=True).
+        state["parameters"] = {k: torch.from_numpy(np.array(v)) for k, v in state["parameters"].items()}
+        checkpoint["numpy_learner"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "numpy_learner" not in checkpoint:
+            raise KeyError("checkpoint has no 'numpy_learner' state: it was not written by a NumPyModel")
+        state = dict(checkpoint["numpy_learner"])
+        state["parameters"] = {k: v.numpy() if isinstance(v, Tensor) else v for k, v in state["parameters"].items()}
+        self.learner.load_state_dict(state)
+        self._learner_to_mirror()
+
+
+def _as_array(inputs: Tensor) -> np.ndarray:
+    """A tensor as a contiguous float32 array on the host, flattened to (N, features)."""
+    array = inputs.detach().to("cpu", torch.float32).numpy()
+    return np.ascontiguousarray(array.reshape(len(array), -1))

@@ -1,0 +1,45 @@
+"""Reusable Lightning callbacks for Weights & Biases tracking and figures.
+
+This package imports neither ``ai_scratch`` nor ``datamodules``: copy it into another project and
+attach its callbacks to any LightningModule. Each callback acts on global rank zero only, makes no
+collective call inside rank-zero code, and, when wandb is not installed or the Trainer has no
+WandbLogger, warns once and carries on (figures are still written as PNG files).
+
+* :class:`WandbWatch`: ``wandb.watch`` gradients / parameters / all, unwatched at the end.
+* :class:`WandbCheckpointArtifacts`: every checkpoint as a versioned model Artifact (aliases
+  ``latest``, ``best``, ``epoch-N``, ``final``; metadata epoch, step, score, model info), offline too.
+* :class:`WandbRunMetadata`: tags, notes and config from the model's info and the experiment.
+* Figures (:mod:`callbacks.figures`): learning curves, confusion matrix, decision boundary,
+  gradient flow, convolution filters and feature maps; PNG under the run's log dir, and
+  ``wandb.Image`` when a run exists.
+
+A module may offer ``model_info() -> dict`` (name, module, category, pattern, framework, ...);
+the metadata and artifact callbacks use it when it is there.
+"""
+
+from callbacks.artifacts import WandbCheckpointArtifacts
+from callbacks.figures import (
+    ConfusionMatrix,
+    ConvFilters,
+    DecisionBoundary,
+    FigureCallback,
+    GradientFlow,
+    LearningCurves,
+    default_figures,
+)
+from callbacks.metadata import WandbRunMetadata, tags_from_model_info
+from callbacks.watch import WandbWatch
+
+__all__ = [
+    "ConfusionMatrix",
+    "ConvFilters",
+    "DecisionBoundary",
+    "FigureCallback",
+    "GradientFlow",
+    "LearningCurves",
+    "WandbCheckpointArtifacts",
+    "WandbRunMetadata",
+    "WandbWatch",
+    "default_figures",
+    "tags_from_model_info",
+]

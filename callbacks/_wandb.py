@@ -1,0 +1,73 @@
+"""Shared plumbing of the callbacks: find the wandb run, warn once, ask a module for its info.
+
+Nothing here imports wandb at module import time: the callbacks must load, and do their local
+work, on a machine where wandb is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_warn
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Warn on global rank zero, once per process for the same message."""
+    if message in _warned:
+        return
+    _warned.add(message)
+    rank_zero_warn(message, category=UserWarning)
+
+
+def wandb_installed() -> bool:
+    """Whether ``import wandb`` can succeed (without importing it)."""
+    try:
+        return importlib.util.find_spec("wandb") is not None
+    except (ImportError, ValueError):  # a blocked or broken import machinery counts as absent
+        return False
+
+
+def wandb_logger(trainer: L.Trainer) -> WandbLogger | None:
+    """The first WandbLogger among the trainer's loggers, or ``None``."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            return logger
+    return None
+
+
+def wandb_run(trainer: L.Trainer, owner: str) -> Any | None:
+    """The live wandb run of the trainer's WandbLogger, for rank-zero code; ``None`` with one warning.
+
+    ``owner`` names the callback in the warning. Call only on global rank zero: on other ranks
+    Lightning hands out a dummy experiment.
+    """
+    if not wandb_installed():
+        warn_once(f"{owner}: wandb is not installed, so it does nothing (pip install wandb to track runs).")
+        return None
+    logger = wandb_logger(trainer)
+    if logger is None:
+        warn_once(f"{owner}: the Trainer has no WandbLogger, so it does nothing.")
+        return None
+    return logger.experiment
+
+
+def run_is_disabled(run: Any) -> bool:
+    """True for the stand-in run that ``wandb.init(mode="disabled")`` returns."""
+    settings = getattr(run, "settings", None)
+    return bool(getattr(settings, "_noop", False)) or getattr(settings, "mode", None) == "disabled"
+
+
+def module_info(pl_module: L.LightningModule) -> dict[str, Any]:
+    """``pl_module.model_info()`` when the module offers it (any module may), else its class name."""
+    info_method = getattr(pl_module, "model_info", None)
+    if callable(info_method):
+        info = info_method()
+        if isinstance(info, Mapping):
+            return dict(info)
+    return {"name": type(pl_module).__name__.lower(), "class_name": type(pl_module).__qualname__}

@@ -1,0 +1,423 @@
+"""Figures of a fit, saved as PNG under the run's log dir and logged to wandb when a run exists.
+
+Each figure is a callback. They work with any LightningModule whose batches are
+``(inputs, targets)`` and whose forward returns class scores (``(N, C)``, or ``(N,)`` for a single
+binary unit where a score >= 0 means class 1); a module may instead offer ``predict_labels(scores)``.
+
+* :class:`LearningCurves`: the epoch metrics (``train_*``, ``val_*``, ``learning_rate``).
+* :class:`ConfusionMatrix`: on the validation set at the end of the fit (torchmetrics, so all
+  DDP processes contribute).
+* :class:`DecisionBoundary`: for 2-D inputs, the regions the model assigns to each class.
+* :class:`GradientFlow`: per-layer gradient L2 norms during training (vanishing gradients show).
+* :class:`ConvFilters`: the first convolution's filters and the feature maps of the first
+  convolutions (or of the layers you name) for one validation image.
+
+Write your own by subclassing :class:`FigureCallback`: ``collect`` runs on every process (it may
+use collective calls), ``draw`` on global rank zero only.
+
+Every figure is drawn at the end of the fit, and also every ``every_n_epochs`` epochs if given
+(saved as ``<name>_epoch<N>.png``). Without a logger the figures go under the Trainer's
+``default_root_dir``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import move_data_to_device
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from callbacks import plots
+from callbacks._wandb import run_is_disabled, wandb_installed, wandb_logger, warn_once
+
+
+class FigureCallback(Callback):
+    """Base of the figure callbacks: when to draw, where to save, how to log.
+
+    Args:
+        every_n_epochs: also draw every this many epochs; ``None`` draws only at the end of the fit.
+        log_to_wandb: log the PNG as a ``wandb.Image`` under ``figures/<name>`` when the trainer
+            has a WandbLogger.
+    """
+
+    #: file stem and wandb key of the figure
+    name: str = "figure"
+
+    def __init__(self, every_n_epochs: int | None = None, log_to_wandb: bool = True) -> None:
+        if every_n_epochs is not None and every_n_epochs < 1:
+            raise ValueError(f"{type(self).__name__}: every_n_epochs must be at least 1 or None, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.log_to_wandb = log_to_wandb
+        self.directory: Path | None = None
+        self.saved: list[Path] = []
+
+    # ------------------------------------------------------------------ to override
+    def collect(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Any:
+        """Gather what the figure needs. Runs on every process; may use collective calls."""
+        return None
+
+    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | dict[str, Figure] | None:
+        """Draw from ``data``: one figure (saved as ``<name>.png``), several by file stem, or ``None``
+        when there is nothing to show. Rank zero only."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ machinery
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # trainer.log_dir broadcasts from rank zero (a collective call): resolve it here, on every rank.
+        self.directory = Path(trainer.log_dir or trainer.default_root_dir) / "figures"
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.emit(trainer, pl_module, suffix=f"_epoch{trainer.current_epoch:03d}")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.emit(trainer, pl_module)
+
+    def emit(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> list[Path]:
+        """Collect on every rank, then draw, save and log on rank zero. Returns the PNG paths there."""
+        data = self.collect(trainer, pl_module)
+        if not trainer.is_global_zero:
+            return []
+        drawn = self.draw(data, trainer, pl_module)
+        figures = {self.name: drawn} if isinstance(drawn, Figure) else dict(drawn or {})
+        directory = self.directory or Path(trainer.default_root_dir) / "figures"
+        paths = []
+        for name, figure in figures.items():
+            path = plots.save_figure(figure, directory / f"{name}{suffix}.png")
+            paths.append(path)
+            if self.log_to_wandb:
+                self._log_image(trainer, name, path)
+        self.saved.extend(paths)
+        return paths
+
+    def _log_image(self, trainer: L.Trainer, name: str, path: Path) -> None:
+        logger = wandb_logger(trainer)
+        if logger is None or not wandb_installed() or run_is_disabled(logger.experiment):
+            return  # no run: the PNG on disk is the record
+        logger.log_image(key=f"figures/{name}", images=[str(path)], caption=[path.stem])
+
+
+# ---------------------------------------------------------------------- helpers
+def _inputs_targets(batch: Any) -> tuple[Tensor, Tensor | None]:
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
+
+
+def _labels(pl_module: L.LightningModule, scores: Tensor) -> Tensor:
+    predict_labels = getattr(pl_module, "predict_labels", None)
+    if callable(predict_labels):
+        return predict_labels(scores)
+    return scores.argmax(dim=-1) if scores.ndim > 1 else (scores >= 0).long()
+
+
+def _val_batches(trainer: L.Trainer) -> Iterator[Any]:
+    loaders = trainer.val_dataloaders
+    if loaders is None:
+        return
+    for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+        yield from loader
+
+
+class _evaluating:
+    """Eval mode and no grad for a side pass, restoring the module's mode afterwards."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module, self.was_training = module, module.training
+
+    def __enter__(self) -> None:
+        self.no_grad = torch.no_grad()
+        self.no_grad.__enter__()
+        self.module.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.module.train(self.was_training)
+        self.no_grad.__exit__(*exc)
+
+
+def _class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
+    names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None
+    if names is not None and len(names) == num_classes:
+        return [str(n) for n in names]
+    return [str(i) for i in range(num_classes)]
+
+
+# ---------------------------------------------------------------------- learning curves
+class LearningCurves(FigureCallback):
+    """Loss, accuracy, learning rate and other epoch metrics over epochs.
+
+    Args:
+        patterns: which logged metrics to draw (shell-style patterns on the metric name).
+        every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
+
+    The history is part of the callback's state, so a fit resumed from a checkpoint draws the
+    whole curve, not just the part after the restart.
+    """
+
+    name = "learning_curves"
+
+    def __init__(
+        self,
+        patterns: Sequence[str] = ("train_*", "val_*", "learning_rate"),
+        every_n_epochs: int | None = None,
+        log_to_wandb: bool = True,
+    ) -> None:
+        super().__init__(every_n_epochs, log_to_wandb)
+        self.patterns = tuple(patterns)
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def _record(self, trainer: L.Trainer, prefixes: tuple[str, ...]) -> None:
+        epoch = trainer.current_epoch
+        for key, value in trainer.callback_metrics.items():
+            if not key.startswith(prefixes) or not any(fnmatch.fnmatchcase(key, p) for p in self.patterns):
+                continue
+            if isinstance(value, Tensor) and value.numel() != 1:
+                continue
+            series = self.history.setdefault(key, [])
+            series[:] = [(e, v) for e, v in series if e != epoch]  # a re-run epoch replaces its point
+            series.append((epoch, float(value)))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._record(trainer, ("val_",))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self._record(trainer, ("train_", "learning_rate"))
+        super().on_train_epoch_end(trainer, pl_module)
+
+    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
+        if not self.history:
+            return None
+        return plots.learning_curves(self.history, title=f"Learning curves: {type(pl_module).__name__}")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {k: list(v) for k, v in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = {k: [tuple(p) for p in v] for k, v in state_dict.get("history", {}).items()}
+
+
+# ---------------------------------------------------------------------- confusion matrix
+class ConfusionMatrix(FigureCallback):
+    """Confusion matrix of the validation set, computed with torchmetrics across all processes.
+
+    Args:
+        num_classes: number of classes; by default the module's or the datamodule's ``num_classes``.
+        every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
+    """
+
+    name = "confusion_matrix"
+
+    def __init__(self, num_classes: int | None = None, every_n_epochs: int | None = None, log_to_wandb: bool = True) -> None:
+        super().__init__(every_n_epochs, log_to_wandb)
+        self.num_classes = num_classes
+        self.matrix: np.ndarray | None = None
+
+    def _num_classes(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
+        for source in (self.num_classes, getattr(pl_module, "num_classes", None), getattr(trainer.datamodule, "num_classes", None)):
+            if isinstance(source, int) and source >= 2:
+                return source
+        return None
+
+    def collect(self, trainer: L.Trainer, pl_module: L.LightningModule) -> np.ndarray | None:
+        num_classes = self._num_classes(trainer, pl_module)
+        if num_classes is None or trainer.val_dataloaders is None:
+            return None
+        metric = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+        with _evaluating(pl_module):
+            for batch in _val_batches(trainer):
+                inputs, target = _inputs_targets(move_data_to_device(batch, pl_module.device))
+                if target is None:
+                    return None
+                metric.update(_labels(pl_module, pl_module(inputs)), target)
+        return metric.compute().cpu().numpy()  # compute() synchronises across processes
+
+    def draw(self, data: np.ndarray | None, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
+        if data is None:
+            warn_once("ConfusionMatrix: no number of classes or no labelled validation data; no confusion matrix drawn.")
+            return None
+        self.matrix = data
+        names = _class_names(trainer, len(data))
+        return plots.confusion_matrix(data, names, title=f"Confusion matrix, validation set: {type(pl_module).__name__}")
+
+
+# ---------------------------------------------------------------------- decision boundary
+class DecisionBoundary(FigureCallback):
+    """The class regions of a model with 2-D inputs, with the validation points on top.
+
+    Args:
+        resolution: grid points per axis.
+        every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
+
+    Drawn on rank zero from its share of the validation data. Inputs that are not 2-D are
+    skipped silently (the figure has no meaning there).
+    """
+
+    name = "decision_boundary"
+
+    def __init__(self, resolution: int = 200, every_n_epochs: int | None = None, log_to_wandb: bool = True) -> None:
+        super().__init__(every_n_epochs, log_to_wandb)
+        if resolution < 10:
+            raise ValueError(f"DecisionBoundary: resolution must be at least 10, got {resolution}")
+        self.resolution = resolution
+
+    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
+        inputs, targets = [], []
+        for batch in _val_batches(trainer):
+            x, y = _inputs_targets(batch)
+            if x.ndim != 2 or x.shape[1] != 2 or y is None:
+                return None
+            inputs.append(x.detach().cpu())
+            targets.append(y.detach().cpu())
+        if not inputs:
+            return None
+        points = torch.cat(inputs).float().numpy()
+        labels = torch.cat(targets).numpy()
+        xx, yy = plots.make_grid(points, resolution=self.resolution)
+        grid = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1).astype(np.float32)).to(pl_module.device)
+        with _evaluating(pl_module):
+            grid_labels = _labels(pl_module, pl_module(grid)).cpu().numpy().reshape(xx.shape)
+            predicted = _labels(pl_module, pl_module(torch.from_numpy(points).to(pl_module.device))).cpu().numpy()
+        names = _class_names(trainer, int(max(grid_labels.max(), labels.max())) + 1)
+        return plots.decision_boundary(
+            xx, yy, grid_labels, points, labels, names,
+            title=f"Decision boundary, validation set: {type(pl_module).__name__}", predicted=predicted,
+        )
+
+
+# ---------------------------------------------------------------------- gradient flow
+class GradientFlow(FigureCallback):
+    """Per-layer gradient L2 norms over training: do the early layers still learn?
+
+    Args:
+        every_n_steps: record the norms every this many training batches.
+        weights_only: record tensors with two or more dimensions (weights, filters) and skip
+            biases and scales, one line per layer.
+        every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
+
+    Reads the ``.grad`` of the module's parameters after each recorded batch (rank zero; DDP has
+    averaged them by then). A NumPy-era learner may put its gradients there too. A module that
+    learns without gradients gets no figure.
+    """
+
+    name = "gradient_flow"
+
+    def __init__(
+        self, every_n_steps: int = 10, weights_only: bool = True, every_n_epochs: int | None = None, log_to_wandb: bool = True
+    ) -> None:
+        super().__init__(every_n_epochs, log_to_wandb)
+        if every_n_steps < 1:
+            raise ValueError(f"GradientFlow: every_n_steps must be at least 1, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+        self.weights_only = weights_only
+        self.steps: list[int] = []
+        self.norms: dict[str, list[float]] = {}
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not trainer.is_global_zero or batch_idx % self.every_n_steps:
+            return
+        named = [(n, p.grad) for n, p in pl_module.named_parameters() if p.grad is not None and (p.ndim >= 2 or not self.weights_only)]
+        if not named:
+            return
+        norms = torch.stack([g.detach().float().norm(2) for _, g in named]).tolist()  # one device sync
+        values = dict(zip((n for n, _ in named), norms))
+        self.steps.append(trainer.global_step)
+        for name in list(self.norms) + [n for n in values if n not in self.norms]:
+            self.norms.setdefault(name, [math.nan] * (len(self.steps) - 1)).append(values.get(name, math.nan))
+
+    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
+        if not self.steps:
+            return None
+        return plots.gradient_flow(self.steps, self.norms, title=f"Gradient flow: {type(pl_module).__name__}")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": list(self.steps), "norms": {k: list(v) for k, v in self.norms.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.steps = list(state_dict.get("steps", []))
+        self.norms = {k: list(v) for k, v in state_dict.get("norms", {}).items()}
+
+
+# ---------------------------------------------------------------------- filters and feature maps
+class ConvFilters(FigureCallback):
+    """The first convolution's filters, and feature maps of the first convolutions for one image.
+
+    Args:
+        layers: names of the submodules whose outputs to show as feature maps (as in
+            ``named_modules()``); by default the first ``max_layers`` ``nn.Conv2d`` modules.
+        max_layers: how many convolutions to show when ``layers`` is not given.
+        every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
+
+    Writes two files: ``conv_filters.png`` and ``feature_maps.png``. A module without a 2-D
+    convolution gets no figure.
+    """
+
+    name = "conv_filters"
+
+    def __init__(
+        self, layers: Sequence[str] | None = None, max_layers: int = 2, every_n_epochs: int | None = None, log_to_wandb: bool = True
+    ) -> None:
+        super().__init__(every_n_epochs, log_to_wandb)
+        self.layers = list(layers) if layers is not None else None
+        self.max_layers = max_layers
+
+    def _feature_layers(self, pl_module: nn.Module) -> list[tuple[str, nn.Module]]:
+        modules = dict(pl_module.named_modules())
+        if self.layers is not None:
+            missing = [name for name in self.layers if name not in modules]
+            if missing:
+                raise ValueError(f"ConvFilters: {type(pl_module).__name__} has no submodule named {missing}")
+            return [(name, modules[name]) for name in self.layers]
+        convs = [(name, m) for name, m in pl_module.named_modules() if isinstance(m, nn.Conv2d)]
+        return convs[: self.max_layers]
+
+    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Figure] | None:
+        first_conv = next((m for m in pl_module.modules() if isinstance(m, nn.Conv2d)), None)
+        if first_conv is None:
+            return None
+        model_name = type(pl_module).__name__
+        weight = first_conv.weight.detach().float().cpu().numpy()
+        figures = {"conv_filters": plots.conv_filters(weight, title=f"First-layer filters: {model_name} ({weight.shape[0]} filters)")}
+        image = next((_inputs_targets(b)[0][:1] for b in _val_batches(trainer)), None)
+        if image is None or image.ndim != 4:
+            return figures
+        maps: dict[str, np.ndarray] = {}
+
+        def keep(name: str) -> Any:
+            return lambda _module, _inputs, output: maps.__setitem__(name, output[0].detach().float().cpu().numpy())
+
+        hooks = [module.register_forward_hook(keep(name)) for name, module in self._feature_layers(pl_module)]
+        try:
+            with _evaluating(pl_module):
+                pl_module(image.to(pl_module.device))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        maps = {name: m for name, m in maps.items() if m.ndim == 3}
+        if maps:
+            figures["feature_maps"] = plots.feature_maps(
+                image[0].float().cpu().numpy(), maps, title=f"Feature maps of one validation image: {model_name}"
+            )
+        return figures
+
+
+def default_figures(every_n_epochs: int | None = None) -> list[FigureCallback]:
+    """The generic figures, each of which draws only when it applies to the model and data."""
+    return [
+        LearningCurves(every_n_epochs=every_n_epochs),
+        ConfusionMatrix(every_n_epochs=every_n_epochs),
+        DecisionBoundary(every_n_epochs=every_n_epochs),
+        GradientFlow(every_n_epochs=every_n_epochs),
+        ConvFilters(every_n_epochs=every_n_epochs),
+    ]

@@ -1,0 +1,76 @@
+"""Shared fixtures: real wandb in offline mode in a temp dir, and ways to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+sys.path.insert(0, str(Path(__file__).parent))  # tests/wandb_log.py
+
+
+def config(name: str) -> str:
+    """Absolute path of ``configs/<name>.yaml``."""
+    path = CONFIGS / f"{name}.yaml"
+    assert path.is_file(), path
+    return str(path)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a fresh directory: runs/ and wandb/ land there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def wandb_offline(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Real wandb, offline, everything it writes under the temp dir; returns WANDB_DIR."""
+    wandb_dir = workdir / "wandb_root"
+    wandb_dir.mkdir()
+    for variable, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(wandb_dir),
+        "WANDB_DATA_DIR": str(workdir / "wandb_data"),
+        "WANDB_CACHE_DIR": str(workdir / "wandb_cache"),
+        "WANDB_CONFIG_DIR": str(workdir / "wandb_config"),
+        "WANDB_SILENT": "true",
+    }.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    return wandb_dir
+
+
+def subprocess_env(workdir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a CLI subprocess: offline wandb under ``workdir``, the repo importable."""
+    env = dict(os.environ)
+    env.update(
+        WANDB_MODE="offline",
+        WANDB_DIR=str(workdir / "wandb_root"),
+        WANDB_DATA_DIR=str(workdir / "wandb_data"),
+        WANDB_CACHE_DIR=str(workdir / "wandb_cache"),
+        WANDB_CONFIG_DIR=str(workdir / "wandb_config"),
+        WANDB_SILENT="true",
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    env.pop("WANDB_API_KEY", None)
+    env.update(extra)
+    (workdir / "wandb_root").mkdir(exist_ok=True)
+    return env
+
+
+def run_cli(args: list[str], workdir: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ai_scratch <args>`` in ``workdir`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "ai_scratch", *args],
+        cwd=workdir,
+        env=subprocess_env(workdir, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

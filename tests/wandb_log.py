@@ -1,0 +1,138 @@
+"""Read back what wandb recorded: the offline transaction log ``run-<id>.wandb``.
+
+The file is a 7-byte header (``:W&B`` and version bytes) followed by LevelDB-log framing in
+32 KiB blocks: each chunk is crc32 (u32), length (u16), type (u8: 1 full, 2 first, 3 middle,
+4 last) and data; each assembled record is a ``wandb_internal_pb2.Record``. Current wandb no longer
+ships a Python reader, so the tests carry this small one: it lets them assert what a user would
+see after ``wandb sync`` without mocking wandb.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BLOCK_SIZE = 32 * 1024
+HEADER_SIZE = 7
+CHUNK_HEADER = struct.Struct("<IHB")
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def read_records(path: str | Path) -> list[Any]:
+    """All records of a transaction log, parsed, in order; checks each chunk's crc32."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a wandb transaction log")
+    records, pending, position = [], b"", HEADER_SIZE
+    while position + CHUNK_HEADER.size <= len(data):
+        left_in_block = BLOCK_SIZE - position % BLOCK_SIZE
+        if left_in_block < CHUNK_HEADER.size:  # block trailer padding
+            position += left_in_block
+            continue
+        checksum, length, kind = CHUNK_HEADER.unpack_from(data, position)
+        if kind == 0 and length == 0:  # zero padding to the end of the block
+            position += left_in_block
+            continue
+        start = position + CHUNK_HEADER.size
+        chunk = data[start : start + length]
+        if zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF != checksum:
+            raise ValueError(f"{path}: bad checksum at byte {position}")
+        position = start + length
+        if kind == FULL:
+            records.append(chunk)
+        elif kind == FIRST:
+            pending = chunk
+        elif kind == MIDDLE:
+            pending += chunk
+        elif kind == LAST:
+            records.append(pending + chunk)
+    parsed = []
+    for raw in records:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(raw)
+        parsed.append(record)
+    return parsed
+
+
+@dataclass
+class RunLog:
+    """What one offline run recorded, in plain Python."""
+
+    project: str = ""
+    run_id: str = ""
+    name: str = ""
+    group: str = ""
+    job_type: str = ""
+    notes: str = ""
+    tags: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    exit_code: int | None = None
+
+    @property
+    def history_keys(self) -> set[str]:
+        return {key for row in self.history for key in row}
+
+
+def _key(item: Any) -> str:
+    return "/".join(item.nested_key) if item.nested_key else item.key
+
+
+def read_run(path: str | Path) -> RunLog:
+    """Assemble a :class:`RunLog` from ``run-<id>.wandb``."""
+    log = RunLog()
+    for record in read_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+            log.project = run.project or log.project
+            log.run_id = run.run_id or log.run_id
+            log.name = run.display_name or log.name
+            log.group = run.run_group or log.group
+            log.job_type = run.job_type or log.job_type
+            log.notes = run.notes or log.notes
+            if run.tags:
+                log.tags = list(run.tags)
+            for item in run.config.update:
+                log.config[_key(item)] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in record.config.update:
+                _set_nested(log.config, list(item.nested_key) or [item.key], json.loads(item.value_json))
+        elif kind == "history":
+            log.history.append({_key(item): json.loads(item.value_json) for item in record.history.item})
+        elif kind == "summary":
+            for item in record.summary.update:
+                log.summary[_key(item)] = json.loads(item.value_json)
+        elif kind == "artifact":
+            artifact = record.artifact
+            log.artifacts.append(
+                {
+                    "name": artifact.name,
+                    "type": artifact.type,
+                    "aliases": list(artifact.aliases),
+                    "metadata": json.loads(artifact.metadata) if artifact.metadata else {},
+                    "files": [entry.path for entry in artifact.manifest.contents],
+                }
+            )
+        elif kind == "exit":
+            log.exit_code = record.exit.exit_code
+    return log
+
+
+def _set_nested(target: dict[str, Any], keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = value
+
+
+def find_runs(wandb_dir: str | Path) -> list[Path]:
+    """The transaction logs of all offline runs under ``wandb_dir`` (its ``wandb/`` folder)."""
+    return sorted(Path(wandb_dir).glob("wandb/offline-run-*/run-*.wandb"))
