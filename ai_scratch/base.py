@@ -92,7 +92,7 @@ class BaseModel(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         learning_rate = self.current_learning_rate()
         if learning_rate is not None:
-            self.log("learning_rate", learning_rate, on_step=False, on_epoch=True)
+            self.log("learning_rate", learning_rate, on_step=False, on_epoch=True, sync_dist=True)
 
     # ------------------------------------------------------------------ classification
     def predict_labels(self, scores: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -71,18 +72,40 @@ class ConfigurationError(ValueError):
     """A wrong configuration, reported in one line."""
 
 
+def one_line(message: str) -> str:
+    """Condense a jsonargparse error (a summary line and nested causes) into one readable line."""
+    lines = [line.strip().lstrip("- ").strip() for line in str(message).splitlines() if line.strip()]
+    if not lines:
+        return "invalid arguments"
+    head = lines[0].rstrip(":").strip()
+    given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
+    boilerplate = ("Given value", "Subtypes", "Errors", "Does not validate", "Expected a <class 'NoneType'>", "ValueError: Does not validate")
+    causes = [line for line in lines[1:] if not line.startswith(boilerplate)]
+    key = head.removeprefix("Parser key ").strip('"') if head.startswith("Parser key") else None
+    if key in ("model", "data") and given and not given.startswith("Namespace("):
+        kind = "model" if key == "model" else "datamodule"
+        return f"unknown {kind} class {given!r}: give an import path or a class name (ai-scratch list shows the models)"
+    if key is not None:
+        if causes:
+            cause = causes[-1]
+            simple = re.fullmatch(r"Expected a <class '(?:[\w.]+\.)?(\w+)'>", cause)
+            return f"{key}: expected {simple.group(1)}, got {given!r}" if simple and given else f"{key}: {cause}"
+        subtypes = next((line for line in lines if line.startswith("Subtypes:")), "")
+        expected = ", ".join(re.findall(r"<class '(?:[\w.]+\.)?(\w+)'>", subtypes)) or "another type"
+        return f"{key}: expected {expected.replace('NoneType', 'null')}, got {given!r}"
+    return causes[0] if head.startswith(("ValueError: Does not validate", "Does not validate")) and causes else head
+
+
 class OneLineParser(LightningArgumentParser):
-    """Report a parsing error as one line and exit with status 2, without the usage block."""
+    """Report a parsing error in one line and exit with status 2, without the usage block.
+
+    Set ``AI_SCRATCH_DEBUG=1`` for jsonargparse's full report.
+    """
 
     def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
         if os.environ.get("AI_SCRATCH_DEBUG"):
             super().error(message, ex)
-        lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-        # jsonargparse nests the cause under a summary; keep the summary and the innermost cause.
-        text = lines[0] if lines else "invalid arguments"
-        if len(lines) > 1:
-            text = f"{text} ({lines[-1].lstrip('- ')})"
-        print(f"ai-scratch: error: {text}", file=sys.stderr)
+        print(f"ai-scratch: error: {one_line(message)}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -138,7 +161,7 @@ class AIScratchCLI(LightningCLI):
         except (ValueError, TypeError, KeyError, FileNotFoundError) as error:
             if isinstance(error, ConfigurationError):
                 raise
-            raise ConfigurationError(f"{type(error).__name__}: {error}") from error
+            raise ConfigurationError(one_line(str(error))) from error
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._subcommand_config()
