@@ -42,6 +42,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 
 import datamodules  # noqa: F401  (registers the datamodules for class names on the command line)
 from ai_scratch.experiment import ClaimResult, Experiment
+from ai_scratch.numpy_adapter import NumPyModel
 from ai_scratch.registry import PROJECT_ROOT, experiments, models
 from ai_scratch.tracking import TrackingError, resolve_mode
 from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
@@ -156,6 +157,8 @@ class AIScratchCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
+            if isinstance(self.model, NumPyModel) and self._get(self.config_init, "optimizer"):
+                raise ConfigurationError(f"{type(self.model).__name__} learns by its own NumPy rule; --optimizer does not apply to it")
         except TrackingError as error:
             raise ConfigurationError(str(error)) from error
         except (ValueError, TypeError, KeyError, FileNotFoundError) as error:

@@ -213,7 +213,8 @@ class ConfusionMatrix(FigureCallback):
     """Confusion matrix of the validation set, computed with torchmetrics across all processes.
 
     Args:
-        num_classes: number of classes; by default the module's or the datamodule's ``num_classes``.
+        num_classes: number of classes; by default the module's or the datamodule's ``num_classes``,
+            else the width of the module's scores.
         every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
     """
 
@@ -231,16 +232,23 @@ class ConfusionMatrix(FigureCallback):
         return None
 
     def collect(self, trainer: L.Trainer, pl_module: L.LightningModule) -> np.ndarray | None:
-        num_classes = self._num_classes(trainer, pl_module)
-        if num_classes is None or trainer.val_dataloaders is None:
+        if trainer.val_dataloaders is None:
             return None
-        metric = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+        num_classes = self._num_classes(trainer, pl_module)
+        metric: MulticlassConfusionMatrix | None = None
         with _evaluating(pl_module):
             for batch in _val_batches(trainer):
                 inputs, target = _inputs_targets(move_data_to_device(batch, pl_module.device))
                 if target is None:
                     return None
-                metric.update(_labels(pl_module, pl_module(inputs)), target)
+                scores = pl_module(inputs)
+                if metric is None:
+                    # unknown class count: the width of the scores says it (one score: binary)
+                    num_classes = num_classes or (scores.shape[-1] if scores.ndim > 1 else 2)
+                    metric = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+                metric.update(_labels(pl_module, scores), target)
+        if metric is None:
+            return None
         return metric.compute().cpu().numpy()  # compute() synchronises across processes
 
     def draw(self, data: np.ndarray | None, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from callbacks._wandb import run_is_disabled, wandb_logger, wandb_run, warn_once
+from callbacks._wandb import run_is_disabled, wandb_run, warn_once
 
 WatchLog = Literal["gradients", "parameters", "all"]
 
@@ -54,7 +54,9 @@ class WandbWatch(Callback):
             return
         if self.log_kind in ("gradients", "all") and not any(p.requires_grad for p in pl_module.parameters()):
             warn_once(f"WandbWatch: {type(pl_module).__name__} has no trainable parameters; no gradients to watch.")
-        wandb_logger(trainer).watch(pl_module, log=self.log_kind, log_freq=self.log_freq, log_graph=self.log_graph)
+        # idx=0: one module per run, so its keys carry no "graph_N" prefix even when an earlier run
+        # in the same process watched another module (wandb numbers watches per process).
+        run.watch(pl_module, log=self.log_kind, log_freq=self.log_freq, idx=0, log_graph=self.log_graph)
         self._watched = (run, pl_module)
 
     def _unwatch(self) -> None:

@@ -30,6 +30,9 @@ from torch.utils.data import DataLoader
 
 from datamodules.sampling import EpochSeededSampler, TensorPairs
 
+IrisFeatures = Literal["all", "petal", "sepal"]
+# columns of sklearn's iris: sepal length, sepal width, petal length, petal width (cm)
+_IRIS_FEATURES = {"all": (0, 1, 2, 3), "sepal": (0, 1), "petal": (2, 3)}
 ToyDataset = Literal["linear", "xor", "circles", "moons", "spirals", "iris_binary", "breast_cancer"]
 IrisPair = Literal["setosa-vs-rest", "setosa-vs-versicolor", "versicolor-vs-virginica"]
 Split = Literal["train", "val", "test"]
@@ -152,6 +155,8 @@ class ToyDataModule(L.LightningDataModule):
         n_samples: number of points of a synthetic set, all splits together.
         noise: noise level of a synthetic set (its meaning per set above).
         iris_pair: the two groups of ``iris_binary``.
+        iris_features: the measurements of ``iris_binary``: all four, or the two petal (length,
+            width) or the two sepal ones, which can be drawn in the plane.
         val_fraction: share of all samples in the validation split.
         test_fraction: share of all samples in the test split.
         batch_size: training batch size; ``None`` gives the whole training split as one batch (the
@@ -179,6 +184,7 @@ class ToyDataModule(L.LightningDataModule):
         n_samples: int = 400,
         noise: float = 0.1,
         iris_pair: IrisPair = "setosa-vs-rest",
+        iris_features: IrisFeatures = "all",
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
         batch_size: int | None = None,
@@ -190,6 +196,8 @@ class ToyDataModule(L.LightningDataModule):
             raise ValueError(f"dataset must be one of {sorted(_INPUT_DIM)}, got {dataset!r}")
         if iris_pair not in _IRIS_PAIRS:
             raise ValueError(f"iris_pair must be one of {list(_IRIS_PAIRS)}, got {iris_pair!r}")
+        if iris_features not in _IRIS_FEATURES:
+            raise ValueError(f"iris_features must be one of {list(_IRIS_FEATURES)}, got {iris_features!r}")
         if n_samples < 20:
             raise ValueError(f"n_samples must be >= 20 so every split holds both classes, got {n_samples}")
         if dataset == "xor" and n_samples % 4:
@@ -210,6 +218,7 @@ class ToyDataModule(L.LightningDataModule):
         self.n_samples = n_samples
         self.noise = noise
         self.iris_pair = iris_pair
+        self.iris_features = iris_features
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.batch_size = batch_size
@@ -217,7 +226,7 @@ class ToyDataModule(L.LightningDataModule):
         self.seed = seed
 
         # Known before any data is loaded: models are configured from these.
-        self.input_dim: int = _INPUT_DIM[dataset]
+        self.input_dim: int = len(_IRIS_FEATURES[iris_features]) if dataset == "iris_binary" else _INPUT_DIM[dataset]
         self.num_classes: int = 2
         self.class_names: list[str] = self._class_names()
 
@@ -260,7 +269,8 @@ class ToyDataModule(L.LightningDataModule):
             iris = sk_datasets.load_iris()
             positive, negative, _ = _IRIS_PAIRS[self.iris_pair]
             keep = np.isin(iris.target, positive + negative)
-            inputs, targets = iris.data[keep], np.isin(iris.target[keep], positive)
+            columns = list(_IRIS_FEATURES[self.iris_features])
+            inputs, targets = iris.data[keep][:, columns], np.isin(iris.target[keep], positive)
         else:  # breast_cancer
             inputs, targets = sk_datasets.load_breast_cancer(return_X_y=True)
         targets = np.asarray(targets, dtype=np.int64)

@@ -56,7 +56,8 @@ def subprocess_env(workdir: Path, **extra: str) -> dict[str, str]:
         WANDB_CACHE_DIR=str(workdir / "wandb_cache"),
         WANDB_CONFIG_DIR=str(workdir / "wandb_config"),
         WANDB_SILENT="true",
-        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        # the project, and tests/ for the probe callbacks (probes.py)
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")]),
     )
     env.pop("WANDB_API_KEY", None)
     env.update(extra)

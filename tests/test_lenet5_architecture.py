@@ -244,7 +244,7 @@ def test_bad_options_raise_value_error(options: dict) -> None:
 
 
 def test_optimizer_is_sgd_with_the_given_settings() -> None:
-    model = LeNet5(learning_rate=0.05, momentum=0.5, weight_decay=1e-4)
+    model = LeNet5(learning_rate=0.05, momentum=0.5, weight_decay=1e-4, lr_schedule="constant")
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.SGD)
     group = optimizer.param_groups[0]
@@ -270,3 +270,15 @@ def test_smoke_fit_on_random_images() -> None:
     assert math.isfinite(trainer.callback_metrics["train_loss"].item())
     assert 0.0 <= trainer.callback_metrics["train_accuracy"].item() <= 1.0
     assert not torch.equal(model.c1.conv.weight.detach(), before)
+
+
+def test_paper_learning_rate_schedule() -> None:
+    """Section III.C: 0.0005, 0.0002, 0.0001, 0.00005, then 0.00001, per pass."""
+    from ai_scratch.cnn_revolution.lenet5 import paper_lr_factor
+
+    rates = [0.0005 * paper_lr_factor(epoch) for epoch in range(15)]
+    expected = [0.0005] * 2 + [0.0002] * 3 + [0.0001] * 3 + [0.00005] * 4 + [0.00001] * 3
+    assert rates == pytest.approx(expected)
+    configured = LeNet5(learning_rate=0.0005).configure_optimizers()
+    assert isinstance(configured["optimizer"], torch.optim.SGD)
+    assert configured["lr_scheduler"]["interval"] == "epoch"

@@ -80,11 +80,12 @@ Every constructor argument is a command-line flag, e.g. ``--model.c3_table full`
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
 
 from ai_scratch.base import Classifier
 from ai_scratch.info import ModelInfo
@@ -93,6 +94,7 @@ OutputLayer = Literal["rbf", "linear"]
 C3Table = Literal["paper", "full"]
 Activation = Literal["scaled_tanh", "relu"]
 Subsampling = Literal["trainable", "max"]
+LRSchedule = Literal["paper", "cosine", "constant"]
 
 #: Table I: the S2 maps that each of the 16 C3 maps combines (C3 map k reads ``C3_CONNECTIONS[k]``).
 C3_CONNECTIONS: tuple[tuple[int, ...], ...] = (
@@ -317,6 +319,19 @@ def _check_choice(name: str, value: str, choices: object) -> None:
 
 
 # ----------------------------------------------------------------------------------------- model
+def paper_lr_factor(epoch: int) -> float:
+    """The paper's global learning-rate schedule, relative to its first value (Section III.C).
+
+    LeCun et al. used 0.0005 for the first two passes over the data, 0.0002 for the next three,
+    0.0001 for the next three, 0.00005 for the next four and 0.00001 after that: factors 1, 0.4,
+    0.2, 0.1 and 0.02 of the first rate.
+    """
+    for last_epoch, factor in ((2, 1.0), (5, 0.4), (8, 0.2), (12, 0.1)):
+        if epoch < last_epoch:
+            return factor
+    return 0.02
+
+
 class LeNet5(Classifier):
     """LeNet-5 (LeCun et al., 1998): C1, S2, C3, S4, C5, F6 and an RBF output layer.
 
@@ -390,10 +405,12 @@ class LeNet5(Classifier):
         learning_rate: float = 0.002,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
+        lr_schedule: LRSchedule = "paper",
         input_channels: int = 1,
         input_size: int = 32,
     ) -> None:
         _check_choice("output_layer", output_layer, OutputLayer)
+        _check_choice("lr_schedule", lr_schedule, LRSchedule)
         _check_choice("c3_table", c3_table, C3Table)
         _check_choice("activation", activation, Activation)
         _check_choice("subsampling", subsampling, Subsampling)
@@ -482,11 +499,23 @@ class LeNet5(Classifier):
             return map_criterion(scores, target, self.rbf_rubbish_j)
         return F.cross_entropy(scores, target)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """SGD with momentum, standing in for the paper's stochastic diagonal Levenberg-Marquardt."""
-        return torch.optim.SGD(
+    def configure_optimizers(self) -> Any:
+        """SGD with momentum, standing in for the paper's stochastic diagonal Levenberg-Marquardt.
+
+        ``lr_schedule``: ``"paper"`` decreases the rate per pass as the paper did (:func:`paper_lr_factor`,
+        meant for passes over 60,000 digits); ``"cosine"`` anneals it to zero over ``max_epochs``
+        (better suited to passes over a few thousand); ``"constant"`` keeps it.
+        """
+        optimizer = torch.optim.SGD(
             self.parameters(),
             lr=self.hparams.learning_rate,
             momentum=self.hparams.momentum,
             weight_decay=self.hparams.weight_decay,
         )
+        if self.hparams.lr_schedule == "constant":
+            return optimizer
+        if self.hparams.lr_schedule == "cosine":
+            scheduler: Any = CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs or 1))
+        else:
+            scheduler = LambdaLR(optimizer, paper_lr_factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,32 @@
+"""Callbacks that tests attach to real CLI runs in subprocesses (``--trainer.callbacks+=probes.X``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class SaveRankWeights(Callback):
+    """At the end of training every process writes its own copy of the weights: rank<N>.pt."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+        torch.save(state, self.directory / f"rank{trainer.global_rank}.pt")
+
+
+class SlowEpochs(Callback):
+    """Sleep after every training epoch, so that a test can kill the fit partway."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        time.sleep(self.seconds)

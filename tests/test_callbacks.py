@@ -1,0 +1,258 @@
+"""The callbacks on their own, with small modules defined here (not from ai_scratch).
+
+Each callback must work with any LightningModule, with a WandbLogger (real wandb, offline), with
+another logger, or with none, warning once when wandb or its logger is missing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from callbacks import (
+    ConfusionMatrix,
+    ConvFilters,
+    DecisionBoundary,
+    GradientFlow,
+    LearningCurves,
+    WandbCheckpointArtifacts,
+    WandbRunMetadata,
+    WandbWatch,
+    default_figures,
+)
+from callbacks import _wandb as wandb_helpers
+from wandb_log import find_runs, read_run
+
+
+class TinyClassifier(L.LightningModule):
+    """Three classes in the plane; knows nothing of ai_scratch. Offers model_info() like any module may."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        x, y = batch
+        scores = self(x)
+        loss = nn.functional.cross_entropy(scores, y)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True)
+        self.log(f"{stage}_accuracy", (scores.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+    def model_info(self) -> dict[str, Any]:
+        return {"name": "tiny", "module": 9, "category": "test", "pattern": "engine-based", "framework": "pytorch"}
+
+
+class TinyConvNet(L.LightningModule):
+    """A two-convolution image classifier without model_info()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 8, 3), nn.ReLU())
+        self.head = nn.Linear(8 * 8 * 8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def plane_loaders() -> tuple[DataLoader, DataLoader]:
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]])
+    labels = torch.arange(3).repeat_interleave(40)
+    points = centres[labels] + 0.6 * torch.randn(120, 2, generator=generator)
+    data = TensorDataset(points, labels)
+    return DataLoader(data, batch_size=30, shuffle=True, generator=generator), DataLoader(data, batch_size=60)
+
+
+def image_loaders() -> tuple[DataLoader, DataLoader]:
+    generator = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(64, 1, 12, 12, generator=generator), torch.randint(0, 4, (64,), generator=generator))
+    return DataLoader(data, batch_size=16), DataLoader(data, batch_size=32)
+
+
+def trainer(root: Path, logger: Any, callbacks: list[Any], max_epochs: int = 4) -> L.Trainer:
+    return L.Trainer(
+        default_root_dir=root,
+        logger=logger,
+        callbacks=callbacks,
+        max_epochs=max_epochs,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+    )
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings() -> None:
+    wandb_helpers._warned.clear()
+
+
+def test_all_callbacks_with_a_wandb_logger_offline(wandb_offline: Path) -> None:
+    metadata = WandbRunMetadata(tags=["demo"], group="tiny-strengths", job_type="fit", notes="three blobs", config={"purpose": "test"})
+    checkpoints = ModelCheckpoint(monitor="val_loss", save_top_k=2, save_last=True)
+    artifacts = WandbCheckpointArtifacts(metadata={"dataset": "blobs"})
+    figures = default_figures()
+    logger = WandbLogger(project="callbacks-demo", save_dir=str(wandb_offline), **metadata.init_kwargs())
+    fit = trainer(wandb_offline.parent, logger, [metadata, WandbWatch(log="all", log_freq=2), artifacts, checkpoints, *figures])
+    train, val = plane_loaders()
+    fit.fit(TinyClassifier(), train, val)
+    logger.experiment.finish()
+
+    log = read_run(find_runs(wandb_offline)[0])
+    assert log.project == "callbacks-demo" and log.group == "tiny-strengths" and log.notes == "three blobs"
+    assert {"demo", "tiny", "module-9", "test", "engine-based", "pytorch"} <= set(log.tags)
+    assert log.config["model_info"]["name"] == "tiny" and log.config["purpose"] == "test"
+    assert any(k.startswith("gradients/net.0.weight") for k in log.history_keys)
+    assert any(k.startswith("parameters/net.0.weight") for k in log.history_keys)
+
+    # every file the ModelCheckpoint wrote is a version; the last one is the final model
+    written = {Path(p).name for p in checkpoints.best_k_models} | {"last.ckpt"}
+    logged = {a["metadata"]["original_filename"] for a in log.artifacts}
+    assert written | {"final.ckpt"} <= logged
+    assert all(a["metadata"]["dataset"] == "blobs" and a["metadata"]["model_info"]["name"] == "tiny" for a in log.artifacts)
+    best = [a for a in log.artifacts if "best" in a["aliases"]]
+    assert best and best[-1]["metadata"]["score"] == pytest.approx(float(checkpoints.best_model_score))
+    assert all(f"epoch-{a['metadata']['epoch']}" in a["aliases"] and "latest" in a["aliases"] for a in log.artifacts)
+    assert "final" in log.artifacts[-1]["aliases"] and log.artifacts[-1]["metadata"]["global_step"] == fit.global_step
+
+    images = {key.split("/")[1] for key in log.history_keys if key.startswith("figures/")}
+    assert {"learning_curves", "confusion_matrix", "decision_boundary", "gradient_flow"} <= images
+    assert log.exit_code == 0
+
+
+def test_figures_without_any_logger_go_under_the_root_dir(tmp_path: Path) -> None:
+    figures = default_figures()
+    fit = trainer(tmp_path, False, figures, max_epochs=3)
+    train, val = plane_loaders()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyClassifier(), train, val)
+    assert not [w for w in caught if "wandb" in str(w.message).lower()]  # no run is a normal state
+    drawn = {path.stem for path in (tmp_path / "figures").glob("*.png")}
+    assert drawn == {"learning_curves", "confusion_matrix", "decision_boundary", "gradient_flow"}
+    curves = figures[0]
+    assert [epoch for epoch, _ in curves.history["val_loss"]] == [0, 1, 2]
+    assert curves.history["train_loss"][-1][1] < curves.history["train_loss"][0][1]
+    matrix = figures[1].matrix
+    assert matrix.shape == (3, 3) and matrix.sum() == 120
+    gradient_flow = figures[3]
+    assert set(gradient_flow.norms) == {"net.0.weight", "net.2.weight"}
+    assert all(len(series) == len(gradient_flow.steps) for series in gradient_flow.norms.values())
+
+
+def test_wandb_callbacks_with_another_logger_warn_once_each_and_carry_on(tmp_path: Path) -> None:
+    callbacks = [WandbWatch(), WandbCheckpointArtifacts(), WandbRunMetadata(tags=["x"]), LearningCurves()]
+    fit = trainer(tmp_path, CSVLogger(tmp_path), callbacks, max_epochs=2)
+    train, val = plane_loaders()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit.fit(TinyClassifier(), train, val)
+        fit.fit(TinyClassifier(), train, val)  # a second fit in the same process: no new warnings
+    messages = [str(w.message) for w in caught if "WandbLogger" in str(w.message)]
+    assert sorted(m.split(":")[0] for m in messages) == ["WandbCheckpointArtifacts", "WandbRunMetadata", "WandbWatch"]
+    assert (Path(fit.log_dir) / "figures" / "learning_curves.png").is_file()
+    assert (Path(fit.log_dir) / "checkpoints").is_dir()
+
+
+def test_conv_filters_find_the_convolutions_of_any_module(tmp_path: Path) -> None:
+    figure = ConvFilters()
+    fit = trainer(tmp_path, False, [figure], max_epochs=1)
+    train, val = image_loaders()
+    fit.fit(TinyConvNet(), train, val)
+    assert {p.name for p in figure.saved} == {"conv_filters.png", "feature_maps.png"}
+    assert all(p.stat().st_size > 5_000 for p in figure.saved)
+
+    named = ConvFilters(layers=["features.1", "features.3"])
+    trainer(tmp_path / "named", False, [named], max_epochs=1).fit(TinyConvNet(), train, val)
+    assert len(named.saved) == 2
+    with pytest.raises(ValueError, match="no submodule named"):
+        trainer(tmp_path / "bad", False, [ConvFilters(layers=["nope"])], max_epochs=1).fit(TinyConvNet(), train, val)
+
+
+def test_figures_that_do_not_apply_are_skipped(tmp_path: Path) -> None:
+    # 12x12 images: no decision boundary; no labels -> no confusion matrix; a linear model: no conv figure
+    boundary, matrix, filters = DecisionBoundary(), ConfusionMatrix(num_classes=4), ConvFilters()
+    train, val = image_loaders()
+    trainer(tmp_path, False, [boundary, matrix, filters], max_epochs=1).fit(TinyConvNet(), train, val)
+    assert boundary.saved == [] and len(matrix.saved) == 1
+    linear_filters = ConvFilters()
+    plane_train, plane_val = plane_loaders()
+    trainer(tmp_path / "linear", False, [linear_filters], max_epochs=1).fit(TinyClassifier(), plane_train, plane_val)
+    assert linear_filters.saved == []
+
+
+def test_every_n_epochs_writes_numbered_figures(tmp_path: Path) -> None:
+    curves = LearningCurves(every_n_epochs=2)
+    train, val = plane_loaders()
+    trainer(tmp_path, False, [curves], max_epochs=4).fit(TinyClassifier(), train, val)
+    assert sorted(p.name for p in curves.saved) == ["learning_curves.png", "learning_curves_epoch001.png", "learning_curves_epoch003.png"]
+
+
+def test_learning_curves_and_gradient_flow_keep_their_history_in_checkpoints() -> None:
+    curves = LearningCurves()
+    curves.history = {"val_loss": [(0, 1.0), (1, 0.5)]}
+    restored = LearningCurves()
+    restored.load_state_dict(curves.state_dict())
+    assert restored.history == curves.history
+    flow = GradientFlow()
+    flow.steps, flow.norms = [0, 10], {"a.weight": [1.0, 0.5]}
+    copy = GradientFlow()
+    copy.load_state_dict(flow.state_dict())
+    assert copy.steps == [0, 10] and copy.norms == {"a.weight": [1.0, 0.5]}
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: WandbWatch(log="weights"), "log must be"),
+        (lambda: WandbWatch(log_freq=0), "log_freq"),
+        (lambda: WandbCheckpointArtifacts(name="bad name!"), "artifact name"),
+        (lambda: WandbRunMetadata(tags=["x" * 65]), "tag"),
+        (lambda: LearningCurves(every_n_epochs=0), "every_n_epochs"),
+        (lambda: GradientFlow(every_n_steps=0), "every_n_steps"),
+        (lambda: DecisionBoundary(resolution=2), "resolution"),
+    ],
+)
+def test_arguments_are_validated(factory: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        factory()
+
+
+def test_metadata_init_kwargs_carry_what_wandb_fixes_at_start() -> None:
+    metadata = WandbRunMetadata(tags=["a"], group="g", job_type="fit", notes="n", config={"k": 1})
+    kwargs = metadata.init_kwargs(TinyClassifier())
+    assert kwargs["group"] == "g" and kwargs["job_type"] == "fit" and kwargs["notes"] == "n"
+    assert kwargs["tags"] == ["a", "tiny", "module-9", "test", "engine-based", "pytorch"]
+    assert kwargs["config"] == {"k": 1, "model_info": TinyClassifier().model_info()}

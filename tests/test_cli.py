@@ -1,0 +1,137 @@
+"""The ai-scratch command: subcommands, listing, and one clear line for every wrong input."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from ai_scratch.cli import main, one_line
+from conftest import config
+from wandb_log import find_runs, read_run
+
+XOR = config("perceptron/xor_weakness")
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def error_line(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
+    """Run the CLI expecting a usage error: exit status 2 and exactly one line on stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert len(stderr) == 1, stderr
+    assert stderr[0].startswith("ai-scratch: error: ")
+    assert "Traceback" not in stderr[0]
+    return stderr[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--model", "NoSuchModel"], "unknown model class 'NoSuchModel'"),
+        (["--data", "NoSuchData"], "unknown datamodule class 'NoSuchData'"),
+        (["--trainer.max_epochs", "abc"], "trainer.max_epochs: expected int, got 'abc'"),
+        (["--data.init_args.dataset", "nope"], "nope"),
+        (["--model.init_args.learning_rate", "-1"], "learning_rate must be positive"),
+        (["--experiment.kind", "maybe"], "experiment.kind"),
+        (["--watch", "sometimes"], "watch"),
+        (["--no_such_flag", "3"], "unrecognized arguments"),
+    ],
+)
+def test_wrong_input_is_one_clear_line(workdir: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str) -> None:
+    assert expected in error_line(capsys, ["fit", "--config", XOR, *args])
+
+
+def test_missing_config_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = error_line(capsys, ["fit", "--config", "perceptron/xor_weakness.yaml"])
+    assert "config file not found" in line and "did you mean configs/perceptron/xor_weakness.yaml" in line
+
+
+def test_unknown_wandb_mode_from_flag_and_environment(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    line = error_line(capsys, ["fit", "--config", XOR, "--wandb", "--wandb_mode", "sideways"])
+    assert "unknown wandb mode 'sideways' from --wandb_mode" in line
+    monkeypatch.setenv("WANDB_MODE", "bogus")
+    line = error_line(capsys, ["fit", "--config", XOR, "--wandb"])
+    assert "unknown wandb mode 'bogus' from WANDB_MODE" in line
+
+
+def test_one_line_condenses_nested_jsonargparse_errors() -> None:
+    nested = (
+        'Parser key "trainer.max_epochs":\n  Does not validate against any of the Union subtypes\n'
+        "  Subtypes: [<class 'int'>, <class 'NoneType'>]\n  Errors:\n    - Expected a <class 'int'>\n"
+        "    - Expected a <class 'NoneType'>\n  Given value type: <class 'str'>\n  Given value: abc"
+    )
+    assert one_line(nested) == "trainer.max_epochs: expected int, got 'abc'"
+
+
+def test_print_config_shows_the_whole_experiment(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", XOR, "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["experiment"]["name"] == "xor_weakness"
+    assert printed["experiment"]["claim"] == {"metric": "val_accuracy", "comparison": "<=", "value": 0.75}
+    assert printed["model"]["class_path"] == "ai_scratch.foundations.perceptron.Perceptron"
+    assert printed["data"]["init_args"]["dataset"] == "xor"
+    assert printed["wandb"] is False
+
+
+def test_list_shows_models_and_experiments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) is None
+    out = capsys.readouterr().out
+    for expected in ("perceptron", "Perceptron", "1957", "lenet5", "LeNet-5", "1998"):
+        assert expected in out
+    for experiment in ("perceptron/xor_weakness.yaml", "perceptron/iris_strength.yaml", "lenet5/mnist.yaml"):
+        assert experiment in out
+    assert "val_accuracy <= 0.75" in out
+
+
+def test_fit_then_validate_test_predict_from_the_checkpoint(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = main(["fit", "--config", XOR, *QUIET])
+    assert cli.claim_result is not None and cli.claim_result.reproduced
+    assert "[claim] xor_weakness: val_accuracy <= 0.75 expected" in capsys.readouterr().out
+    run_dir = Path(cli.log_dir)
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    assert checkpoint.is_file() and (run_dir / "metrics.csv").is_file() and (run_dir / "config.yaml").is_file()
+    for png in ("learning_curves", "confusion_matrix", "decision_boundary"):
+        assert (run_dir / "figures" / f"{png}.png").stat().st_size > 10_000
+
+    common = ["--config", XOR, *QUIET, "--ckpt_path", str(checkpoint)]
+    validated = main(["validate", *common])
+    tested = main(["test", *common])
+    assert 0.0 <= float(validated.trainer.callback_metrics["val_accuracy"]) <= 1.0
+    assert 0.0 <= float(tested.trainer.callback_metrics["test_accuracy"]) <= 1.0
+    predicted = main(["predict", *common])
+    predictions = torch.cat(predicted.trainer.predict_loop.predictions)
+    assert set(predictions.unique().tolist()) <= {0, 1}
+    assert len(predictions) == len(predicted.datamodule.test_dataset)
+
+
+def test_wandb_disabled_runs_and_writes_no_wandb_files(wandb_offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cli = main(["fit", "--config", XOR, "--wandb", *QUIET])
+    assert cli.claim_result.reproduced
+    assert find_runs(wandb_offline) == []
+    assert (Path(cli.log_dir) / "figures" / "learning_curves.png").is_file()
+
+
+def test_online_without_credentials_falls_back_to_offline_with_one_warning(
+    wandb_offline: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("NETRC", str(wandb_offline / "no-netrc"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cli = main(["fit", "--config", XOR, "--wandb", *QUIET])
+    fallbacks = [w for w in caught if "logged offline" in str(w.message)]
+    assert len(fallbacks) == 1, [str(w.message) for w in caught]
+    assert cli.wandb_mode == "offline"
+    (run,) = find_runs(wandb_offline)
+    log = read_run(run)
+    assert log.project == "ai-from-scratch-perceptron" and log.exit_code == 0

@@ -1,0 +1,39 @@
+"""Real DDP on the CPU, two processes (gloo): one wandb run, metrics present, copies in step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from conftest import config, run_cli
+from wandb_log import find_runs, read_run
+
+
+def test_perceptron_ddp_two_processes_one_wandb_run(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    result = run_cli(
+        [
+            "fit", "--config", config("perceptron/xor_weakness"), "--wandb",
+            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+            "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "20",
+            "--trainer.callbacks+=probes.SaveRankWeights", f"--trainer.callbacks.directory={weights}",
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("[claim] xor_weakness") == 1  # said once, by rank zero
+
+    (run_file,) = find_runs(tmp_path / "wandb_root")  # exactly one run for two processes
+    log = read_run(run_file)
+    assert log.project == "ai-from-scratch-perceptron" and log.exit_code == 0
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"} <= log.history_keys
+    assert len({row["epoch"] for row in log.history if "val_accuracy" in row}) == 20
+    assert log.summary["claim/reproduced"] is True
+
+    # iterative parameter mixing: both processes end with the same weights, and they moved
+    rank0, rank1 = (torch.load(weights / f"rank{r}.pt") for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert rank0["learned.weight"].abs().sum() > 0

@@ -1,0 +1,82 @@
+"""What a user finds in wandb after `ai-scratch fit --wandb`, read back from the offline log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ai_scratch.cli import main
+from conftest import config
+from wandb_log import find_runs, read_run
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def test_perceptron_xor_run_record(wandb_offline: Path) -> None:
+    cli = main(["fit", "--config", config("perceptron/xor_weakness"), "--wandb", *QUIET])
+    (run_file,) = find_runs(wandb_offline)
+    log = read_run(run_file)
+
+    # naming conventions of the planning document
+    assert log.project == "ai-from-scratch-perceptron"
+    assert log.name == "xor_weakness"
+    assert log.group == "perceptron-weaknesses"
+    assert log.job_type == "fit"
+    for tag in ("perceptron", "module-1", "foundation", "numpy", "xor_weakness", "weakness", "synthetic", "tabular", "small"):
+        assert tag in log.tags, (tag, log.tags)
+    assert "XOR" in log.notes
+
+    # model info, the experiment and the CLI configuration in the run config
+    info = log.config["model_info"]
+    assert info["name"] == "perceptron" and info["year_introduced"] == 1957 and info["module"] == 1
+    assert info["parameter_count"] == 3 and info["input_size"] == [2] and info["pattern"] == "numpy"
+    assert log.config["experiment"]["claim"]["comparison"] == "<="
+    assert log.config["cli"]["model"]["class_path"] == "ai_scratch.foundations.perceptron.Perceptron"
+
+    # metrics under their standard names, one history row per epoch at least
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert key in log.history_keys, key
+    epochs = {row["epoch"] for row in log.history if "val_accuracy" in row}
+    assert len(epochs) == cli.trainer.max_epochs
+
+    # figures as images
+    images = {key.split("/")[1] for row in log.history for key, value in row.items() if key.endswith("/_type") and value == "images/separated"}
+    assert {"learning_curves", "confusion_matrix", "decision_boundary"} <= images, images
+
+    # the checkpoints as versions of one model artifact
+    assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}"}
+    aliases = [set(a["aliases"]) for a in log.artifacts]
+    assert any({"latest", "best"} <= a for a in aliases)
+    assert {"latest", "final"} <= aliases[-1]
+    best = next(a for a in log.artifacts if "best" in a["aliases"])
+    assert best["files"] == ["model.ckpt"]
+    assert best["metadata"]["monitor"] == "val_loss" and isinstance(best["metadata"]["score"], float)
+    assert best["metadata"]["model_info"]["name"] == "perceptron"
+    assert {"epoch", "global_step", "original_filename"} <= set(best["metadata"])
+
+    # the claim, reproduced, in the summary; the run ended cleanly
+    assert log.summary["claim/reproduced"] is True
+    assert log.summary["claim/metric"] == "val_accuracy" and log.summary["claim/observed"] <= 0.75
+    assert log.exit_code == 0
+
+
+def test_lenet5_watch_logs_gradient_histograms(wandb_offline: Path) -> None:
+    main(
+        [
+            "fit", "--config", config("lenet5/mnist"), "--wandb", *QUIET,
+            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "12", "--trainer.limit_val_batches", "2",
+            "--data.init_args.distortions", "false", "--watch_freq", "4", "--experiment.claim", "null",
+        ]
+    )  # fmt: skip
+    (run_file,) = find_runs(wandb_offline)
+    log = read_run(run_file)
+    assert log.project == "ai-from-scratch-lenet5"
+    assert {"lenet5", "module-2", "cnn", "engine-based", "pytorch", "strength", "vision"} <= set(log.tags)
+    gradient_keys = {key.split("/_type")[0] for key in log.history_keys if key.startswith("gradients/") and key.endswith("/_type")}
+    assert "gradients/c1.conv.weight" in gradient_keys, sorted(gradient_keys)
+    assert len(gradient_keys) >= 10  # every trainable tensor of the network
+    histogram = next(row for row in log.history if "gradients/c1.conv.weight/_type" in row)
+    assert histogram["gradients/c1.conv.weight/_type"] == "histogram"
+    assert len(histogram["gradients/c1.conv.weight/values"]) > 1
+    images = {key.split("/")[1] for key in log.history_keys if key.startswith("figures/")}
+    assert {"conv_filters", "feature_maps", "gradient_flow", "learning_curves", "confusion_matrix"} <= images
+    assert log.exit_code == 0
