@@ -187,7 +187,8 @@ class AIScratchCLI(LightningCLI):
         if config.figures:
             for figure in default_figures(config.figures_every_n_epochs):
                 if isinstance(figure, ConvFilters):
-                    figure.layers = getattr(self.model, "feature_map_layers", None)
+                    layers = getattr(self.model, "feature_map_layers", None)
+                    figure.layers = list(layers) if layers else None
                 callbacks.append(figure)
         if trainer_config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             callbacks += self._default_checkpoints(experiment, trainer_config.get("max_epochs"))

@@ -176,8 +176,7 @@ class LearningCurves(FigureCallback):
         self.patterns = tuple(patterns)
         self.history: dict[str, list[tuple[int, float]]] = {}
 
-    def _record(self, trainer: L.Trainer, prefixes: tuple[str, ...]) -> None:
-        epoch = trainer.current_epoch
+    def _record(self, trainer: L.Trainer, prefixes: tuple[str, ...], epoch: int) -> None:
         for key, value in trainer.callback_metrics.items():
             if not key.startswith(prefixes) or not any(fnmatch.fnmatchcase(key, p) for p in self.patterns):
                 continue
@@ -189,12 +188,22 @@ class LearningCurves(FigureCallback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and not trainer.sanity_checking and trainer.state.fn == "fit":
-            self._record(trainer, ("val_",))
+            self._record(trainer, ("val_",), trainer.current_epoch)
+
+    # A module may log its training metrics in its own on_train_epoch_end, which Lightning calls
+    # after this callback's: read them when the next epoch starts, and when training ends.
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and trainer.current_epoch > 0:
+            self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch - 1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
-            self._record(trainer, ("train_", "learning_rate"))
+            self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch)
         super().on_train_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch - 1)
 
     def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
         if not self.history:
@@ -363,7 +372,9 @@ class ConvFilters(FigureCallback):
 
     Args:
         layers: names of the submodules whose outputs to show as feature maps (as in
-            ``named_modules()``); by default the first ``max_layers`` ``nn.Conv2d`` modules.
+            ``named_modules()``); by default the first ``max_layers`` ``nn.Conv2d`` modules whose
+            outputs are still images (larger than 1x1). A model may name its own in a
+            ``feature_map_layers`` attribute, which the ``ai-scratch`` CLI passes here.
         max_layers: how many convolutions to show when ``layers`` is not given.
         every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
 
@@ -387,8 +398,7 @@ class ConvFilters(FigureCallback):
             if missing:
                 raise ValueError(f"ConvFilters: {type(pl_module).__name__} has no submodule named {missing}")
             return [(name, modules[name]) for name in self.layers]
-        convs = [(name, m) for name, m in pl_module.named_modules() if isinstance(m, nn.Conv2d)]
-        return convs[: self.max_layers]
+        return [(name, m) for name, m in pl_module.named_modules() if isinstance(m, nn.Conv2d)]
 
     def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Figure] | None:
         first_conv = next((m for m in pl_module.modules() if isinstance(m, nn.Conv2d)), None)
@@ -396,7 +406,7 @@ class ConvFilters(FigureCallback):
             return None
         model_name = type(pl_module).__name__
         weight = first_conv.weight.detach().float().cpu().numpy()
-        figures = {"conv_filters": plots.conv_filters(weight, title=f"First-layer filters: {model_name} ({weight.shape[0]} filters)")}
+        figures = {"conv_filters": plots.conv_filters(weight, title=f"First-layer filters: {model_name}")}
         image = next((_inputs_targets(b)[0][:1] for b in _val_batches(trainer)), None)
         if image is None or image.ndim != 4:
             return figures
@@ -413,6 +423,8 @@ class ConvFilters(FigureCallback):
             for hook in hooks:
                 hook.remove()
         maps = {name: m for name, m in maps.items() if m.ndim == 3}
+        if self.layers is None:  # the first convolutions whose maps are still images (not 1x1)
+            maps = dict([(name, m) for name, m in maps.items() if m.shape[1] * m.shape[2] > 1][: self.max_layers])
         if maps:
             figures["feature_maps"] = plots.feature_maps(
                 image[0].float().cpu().numpy(), maps, title=f"Feature maps of one validation image: {model_name}"

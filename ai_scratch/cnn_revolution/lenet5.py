@@ -394,6 +394,10 @@ class LeNet5(Classifier):
         estimated_training_time="minutes",
     )
 
+    #: the layers whose outputs the feature-map figure shows: each convolution and sub-sampling,
+    #: after its squashing function
+    feature_map_layers = ("c1", "s2", "c3", "s4")
+
     def __init__(
         self,
         num_classes: int = 10,
