@@ -31,7 +31,6 @@ import os
 import re
 import sys
 import warnings
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml

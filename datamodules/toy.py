@@ -21,21 +21,19 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import lightning as L
 import numpy as np
 import torch
 from sklearn import datasets as sk_datasets
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader
 
-from datamodules.sampling import EpochSeededSampler, TensorPairs
+from datamodules.base import SplitDataModule
+from datamodules.sampling import TensorPairs
 
 IrisFeatures = Literal["all", "petal", "sepal"]
 # columns of sklearn's iris: sepal length, sepal width, petal length, petal width (cm)
 _IRIS_FEATURES = {"all": (0, 1, 2, 3), "sepal": (0, 1), "petal": (2, 3)}
 ToyDataset = Literal["linear", "xor", "circles", "moons", "spirals", "iris_binary", "breast_cancer"]
 IrisPair = Literal["setosa-vs-rest", "setosa-vs-versicolor", "versicolor-vs-virginica"]
-Split = Literal["train", "val", "test"]
 
 _SYNTHETIC = ("linear", "xor", "circles", "moons", "spirals")
 _INPUT_DIM = {"iris_binary": 4, "breast_cancer": 30, **{name: 2 for name in _SYNTHETIC}}
@@ -127,7 +125,7 @@ def make_spirals(n_samples: int, noise: float, rng: np.random.Generator) -> tupl
     return inputs_, targets_, targets_
 
 
-class ToyDataModule(L.LightningDataModule):
+class ToyDataModule(SplitDataModule):
     """Two-class tabular data, split train / val / test (stratified, seeded) and standardised.
 
     Data sets (``dataset``):
@@ -307,43 +305,3 @@ class ToyDataModule(L.LightningDataModule):
             for name in ("train", "val", "test")
         )
 
-    def arrays(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
-        """The (standardised) inputs ``(N, D)`` float32 and targets ``(N,)`` int64 of a split.
-
-        Sets the data up first if needed. Used by figures and by the NumPy learners' tests.
-        """
-        data = self._split(split)
-        return data.inputs.numpy().copy(), data.targets.numpy().copy()
-
-    def _split(self, split: str) -> TensorPairs:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
-        self.setup()
-        return getattr(self, f"{split}_dataset")
-
-    # ------------------------------------------------------------------------------------------
-    # Loaders
-    # ------------------------------------------------------------------------------------------
-
-    def _loader(self, data: TensorPairs, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            data,
-            batch_size=self.batch_size or len(data),
-            sampler=EpochSeededSampler(len(data), seed=self.seed, shuffle=shuffle),
-            collate_fn=TensorPairs.collate,
-            num_workers=0,  # a few hundred rows: worker processes would cost more than they save
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled anew each epoch, in an order fixed by ``(seed, epoch)``."""
-        return self._loader(self._split("train"), shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self._split("val"), shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self._split("test"), shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """The test split, in order (predictions line up with ``arrays("test")``)."""
-        return self._loader(self._split("test"), shuffle=False)

@@ -42,8 +42,11 @@ def kill_partway(args: list[str], workdir: Path, checkpoint: Path, min_epoch: in
             process.wait()
 
 
-def weights(cli) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in cli.model.state_dict().items()}
+def assert_same_weights(resumed, uninterrupted) -> None:
+    final, reference = resumed.model.state_dict(), uninterrupted.model.state_dict()
+    assert final.keys() == reference.keys()
+    for key in final:
+        assert torch.equal(final[key], reference[key]), key
 
 
 def test_perceptron_resumes_exactly(workdir: Path) -> None:
@@ -57,10 +60,7 @@ def test_perceptron_resumes_exactly(workdir: Path) -> None:
     uninterrupted = main(args)
     assert resumed.trainer.current_epoch == uninterrupted.trainer.current_epoch == 30
     assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 30
-    final, reference = weights(resumed), weights(uninterrupted)
-    assert final.keys() == reference.keys()
-    for key in final:
-        assert torch.equal(final[key], reference[key]), key
+    assert_same_weights(resumed, uninterrupted)
     # the learner itself, not only its mirror
     assert (resumed.model.learner.weight == uninterrupted.model.learner.weight).all()
 
@@ -78,6 +78,4 @@ def test_lenet5_resumes_exactly(workdir: Path) -> None:
     resumed = main([*args, "--ckpt_path", "runs/lenet5/mnist/version_0/checkpoints/last.ckpt"])
     uninterrupted = main(args)
     assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 5 * 10
-    final, reference = weights(resumed), weights(uninterrupted)
-    for key in final:
-        assert torch.equal(final[key], reference[key]), key
+    assert_same_weights(resumed, uninterrupted)
