@@ -123,7 +123,8 @@ class BaseModel(L.LightningModule):
         if not any(metric.update_called for metric in metrics.values()):
             return
         values = metrics.compute()  # collective under DDP: every process gets the global values
-        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        # sync_dist: the values are equal everywhere already; it keeps Lightning's reduction in step
+        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=stage != "train", sync_dist=True)
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:

@@ -186,24 +186,24 @@ class LearningCurves(FigureCallback):
             series[:] = [(e, v) for e, v in series if e != epoch]  # a re-run epoch replaces its point
             series.append((epoch, float(value)))
 
+    # Every process records: reading trainer.callback_metrics may synchronise metrics logged with
+    # sync_dist (a collective call), so it must not happen on rank zero alone.
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and not trainer.sanity_checking and trainer.state.fn == "fit":
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
             self._record(trainer, ("val_",), trainer.current_epoch)
 
     # A module may log its training metrics in its own on_train_epoch_end, which Lightning calls
     # after this callback's: read them when the next epoch starts, and when training ends.
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and trainer.current_epoch > 0:
+        if trainer.current_epoch > 0:
             self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch - 1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch)
+        self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch)
         super().on_train_epoch_end(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch - 1)
+        self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch - 1)
 
     def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
         if not self.history:

@@ -65,7 +65,7 @@ def subprocess_env(workdir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], workdir: Path, timeout: float = 240, **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(args: list[str], workdir: Path, timeout: float = 150, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ai_scratch <args>`` in ``workdir`` and capture its output."""
     return subprocess.run(
         [sys.executable, "-m", "ai_scratch", *args],
