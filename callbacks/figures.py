@@ -278,7 +278,8 @@ class DecisionBoundary(FigureCallback):
         every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
 
     Drawn on rank zero from its share of the validation data. Inputs that are not 2-D are
-    skipped silently (the figure has no meaning there).
+    skipped silently (the figure has no meaning there). The axes are named after the
+    datamodule's ``feature_names`` when it has two.
     """
 
     name = "decision_boundary"
@@ -307,9 +308,12 @@ class DecisionBoundary(FigureCallback):
             grid_labels = _labels(pl_module, pl_module(grid)).cpu().numpy().reshape(xx.shape)
             predicted = _labels(pl_module, pl_module(torch.from_numpy(points).to(pl_module.device))).cpu().numpy()
         names = _class_names(trainer, int(max(grid_labels.max(), labels.max())) + 1)
+        axes = getattr(trainer.datamodule, "feature_names", None) if trainer.datamodule is not None else None
+        xlabel, ylabel = (str(axes[0]), str(axes[1])) if axes is not None and len(axes) == 2 else ("x1", "x2")
         return plots.decision_boundary(
             xx, yy, grid_labels, points, labels, names,
             title=f"Decision boundary, validation set: {type(pl_module).__name__}", predicted=predicted,
+            xlabel=xlabel, ylabel=ylabel,
         )
 
 

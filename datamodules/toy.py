@@ -227,6 +227,7 @@ class ToyDataModule(SplitDataModule):
         self.input_dim: int = len(_IRIS_FEATURES[iris_features]) if dataset == "iris_binary" else _INPUT_DIM[dataset]
         self.num_classes: int = 2
         self.class_names: list[str] = self._class_names()
+        self.feature_names: list[str] = self._feature_names()
 
         self.train_dataset: TensorPairs | None = None
         self.val_dataset: TensorPairs | None = None
@@ -234,6 +235,16 @@ class ToyDataModule(SplitDataModule):
         self.split_indices: dict[str, np.ndarray] = {}
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
+
+    def _feature_names(self) -> list[str]:
+        if self.dataset == "iris_binary":
+            names = ["sepal length", "sepal width", "petal length", "petal width"]
+            chosen = [names[i] for i in _IRIS_FEATURES[self.iris_features]]
+        elif self.dataset == "breast_cancer":
+            chosen = [str(name) for name in sk_datasets.load_breast_cancer().feature_names]
+        else:
+            return [f"x{i + 1}" for i in range(self.input_dim)]
+        return [f"{name} (standardised)" if self.standardize else name for name in chosen]
 
     def _class_names(self) -> list[str]:
         if self.dataset == "xor":
