@@ -58,6 +58,7 @@ from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
 from matplotlib.collections import PatchCollection
 from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -1055,12 +1056,22 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Save ``fig`` as a PNG at ``path`` (parent folders created) and return the path.
 
     A path without a suffix gets ``.png``. The figure is not registered anywhere, so it is
-    freed when the caller drops it; there is no ``close`` to call.
+    freed when the caller drops it; there is no ``close`` to call. A figure with a layout engine
+    keeps the layout it was saved with (the engine is detached after laying it out once).
     """
     out = Path(path)
     if not out.suffix:
         out = out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        # Lay the figure out once, then draw it once. With a layout engine attached, savefig would
+        # first draw the whole figure without rendering, to lay it out, and then draw it again: the
+        # same pixels for about a quarter more time.
+        fig.set_dpi(dpi)
+        FigureCanvasAgg(fig)  # a renderer to measure the text with
+        engine.execute(fig)
+        fig.set_layout_engine("none")
     # An explicit white face keeps the PNG readable on wandb's dark theme.
     fig.savefig(out, format="png", dpi=dpi, facecolor="white")
     return out

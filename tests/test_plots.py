@@ -413,3 +413,17 @@ def test_module_imports_no_pyplot_torch_or_wandb():
             imported.update(f"{node.module}.{alias.name}" for alias in node.names)
     banned = ("matplotlib.pyplot", "torch", "lightning", "wandb", "pylab")
     assert not [m for m in imported if m.startswith(banned)]
+
+
+def test_save_figure_lays_out_once_with_the_same_pixels(tmp_path) -> None:
+    """save_figure runs the layout engine once itself; the PNG equals matplotlib's own savefig."""
+    import numpy as np
+    from matplotlib.image import imread
+
+    from callbacks.plots import confusion_matrix, save_figure
+
+    matrix = np.random.default_rng(0).integers(0, 50, size=(6, 6))
+    ours = save_figure(confusion_matrix(matrix), tmp_path / "ours.png")
+    reference = tmp_path / "reference.png"
+    confusion_matrix(matrix).savefig(reference, format="png", dpi=100, facecolor="white")
+    assert np.array_equal(imread(ours), imread(reference))
