@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -81,6 +82,12 @@ class BaseModel(L.LightningModule):
             class_name=f"{type(self).__module__}.{type(self).__qualname__}",
         )
         return info
+
+    def figure_callbacks(self) -> list[Callback]:
+        """The model's own figures (Hopfield recall, attention maps, ...), added by the CLI to the
+        generic ones of ``callbacks.default_figures``. Subclasses of
+        :class:`callbacks.figures.FigureCallback`; none by default."""
+        return []
 
     # ------------------------------------------------------------------ learning rate
     def current_learning_rate(self) -> float | None:

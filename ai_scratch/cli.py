@@ -189,6 +189,7 @@ class AIScratchCLI(LightningCLI):
                     layers = getattr(self.model, "feature_map_layers", None)
                     figure.layers = list(layers) if layers else None
                 callbacks.append(figure)
+            callbacks += list(self.model.figure_callbacks()) if hasattr(self.model, "figure_callbacks") else []
         if trainer_config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             callbacks += self._default_checkpoints(experiment, trainer_config.get("max_epochs"))
         kwargs.update(logger=loggers or False, callbacks=callbacks)
