@@ -83,6 +83,10 @@ class BaseModel(L.LightningModule):
         )
         return info
 
+    #: Names of generic figures (``callbacks.default_figures``) that say nothing about this model,
+    #: which the CLI therefore leaves out: e.g. a confusion matrix for an associative memory.
+    skip_generic_figures: tuple[str, ...] = ()
+
     def figure_callbacks(self) -> list[Callback]:
         """The model's own figures (Hopfield recall, attention maps, ...), added by the CLI to the
         generic ones of ``callbacks.default_figures``. Subclasses of

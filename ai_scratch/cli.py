@@ -184,7 +184,10 @@ class AIScratchCLI(LightningCLI):
                 loggers.append(logger)
                 callbacks += tracking_callbacks
         if config.figures:
+            skipped = set(getattr(self.model, "skip_generic_figures", ()))
             for figure in default_figures(config.figures_every_n_epochs):
+                if figure.name in skipped:
+                    continue
                 if isinstance(figure, ConvFilters):
                     layers = getattr(self.model, "feature_map_layers", None)
                     figure.layers = list(layers) if layers else None

@@ -248,8 +248,8 @@ class ConfusionMatrix(FigureCallback):
         with _evaluating(pl_module):
             for batch in _val_batches(trainer):
                 inputs, target = _inputs_targets(move_data_to_device(batch, pl_module.device))
-                if target is None:
-                    return None
+                if target is None or target.is_floating_point():
+                    return None  # no class labels (e.g. an associative memory's target patterns)
                 scores = pl_module(inputs)
                 if metric is None:
                     # unknown class count: the width of the scores says it (one score: binary)

@@ -16,7 +16,8 @@ This package imports neither ``ai_scratch`` nor ``callbacks``.
 """
 
 from datamodules.digits import DigitsDataModule
+from datamodules.patterns import PatternsDataModule
 from datamodules.sampling import EpochSeededSampler, TensorPairs
 from datamodules.toy import ToyDataModule
 
-__all__ = ["DigitsDataModule", "EpochSeededSampler", "TensorPairs", "ToyDataModule"]
+__all__ = ["DigitsDataModule", "EpochSeededSampler", "PatternsDataModule", "TensorPairs", "ToyDataModule"]
