@@ -31,6 +31,7 @@ about 2 ms, so one step per sample would make the fit mostly framework.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -121,8 +122,10 @@ class NumPyModel(BaseModel):
         self.learner = learner
         # The mirror. requires_grad=True because DDP refuses to wrap a module without trainable
         # parameters; no gradient ever flows through these tensors, the rule updates them.
+        # An OrderedDict keeps the learner's order (layer by layer, input first): from a plain dict
+        # nn.ParameterDict would sort the names, and weight10 would come before weight2.
         self.learned = nn.ParameterDict(
-            {name: nn.Parameter(torch.from_numpy(array.copy())) for name, array in learner.parameters().items()}
+            OrderedDict((name, nn.Parameter(torch.from_numpy(array.copy()))) for name, array in learner.parameters().items())
         )
 
     # ------------------------------------------------------------------ mirror
