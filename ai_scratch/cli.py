@@ -3,6 +3,7 @@
 ::
 
     ai-scratch list                                              # the models and experiments
+    ai-scratch compare module-1                                  # Perceptron, ADALINE, MLP side by side
     ai-scratch fit --config configs/perceptron/xor_weakness.yaml # train, figures, checkpoints
     ai-scratch fit --config configs/lenet5/mnist.yaml --wandb    # ... tracked in wandb
     ai-scratch fit --config configs/lenet5/mnist.yaml --print_config
@@ -25,6 +26,7 @@ what the project adds:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -317,12 +319,25 @@ def list_command() -> int:
     """Print the models and the experiment configs that exist."""
     print("Models")
     for info in models():
-        print(f"  {info.name:<12} {info.full_name:<16} {info.year_introduced}  module {info.module} ({info.module_name}), {info.pattern}")
+        print(f"  {info.name:<12} {info.full_name:<24} {info.year_introduced}  module {info.module} ({info.module_name}), {info.pattern}")
     print("\nExperiments (ai-scratch fit --config <path>)")
     for entry in experiments():
         claim = f"  claim: {entry['claim']}" if entry["claim"] else ""
         print(f"  {entry['path']:<44} {entry['kind']:<9}{claim}")
     return 0
+
+
+#: Figures that put several models side by side: ``ai-scratch compare <name>``.
+COMPARISONS = {"module-1": "ai_scratch.foundations.module1"}
+
+
+def compare_command(args: list[str]) -> int:
+    """Run a comparison across models (its own options follow its name)."""
+    if not args or args[0] not in COMPARISONS:
+        given = f"unknown comparison {args[0]!r}" if args else "no comparison given"
+        print(f"ai-scratch: error: {given}: choose from {', '.join(COMPARISONS)}", file=sys.stderr)
+        return 2
+    return importlib.import_module(COMPARISONS[args[0]]).main(args[1:])
 
 
 def main(args: list[str] | None = None) -> AIScratchCLI | None:
@@ -332,6 +347,8 @@ def main(args: list[str] | None = None) -> AIScratchCLI | None:
     if args[:1] == ["list"]:
         list_command()
         return None
+    if args[:1] == ["compare"]:
+        sys.exit(compare_command(args[1:]))
     for path in _config_paths(args):
         if not os.path.isfile(path):
             hint = f" (did you mean configs/{path}?)" if (PROJECT_ROOT / "configs" / path).is_file() else " (ai-scratch list shows the configs)"

@@ -16,6 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Every model module, in the order of the history.
 MODEL_MODULES = (
     "ai_scratch.foundations.perceptron",
+    "ai_scratch.foundations.adaline",
+    "ai_scratch.foundations.mlp",
+    "ai_scratch.foundations.hopfield",
     "ai_scratch.cnn_revolution.lenet5",
 )
 

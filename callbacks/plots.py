@@ -61,7 +61,6 @@ from matplotlib.colors import BoundaryNorm, ListedColormap, Normalize
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
-from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.textpath import TextToPath
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
@@ -620,6 +619,38 @@ def decision_boundary(xx: np.ndarray, yy: np.ndarray, grid_labels: np.ndarray,
         xlabel, ylabel: axis labels.
     """
     xx, yy = np.asarray(xx, dtype=float), np.asarray(yy, dtype=float)
+    x_lo, x_hi, y_lo, y_hi = xx.min(), xx.max(), yy.min(), yy.max()
+    ratio = (x_hi - x_lo) / (y_hi - y_lo) if y_hi > y_lo else np.inf
+    equal = 1 / 2.5 <= ratio <= 2.5  # similar ranges: equal aspect, distances look right
+    # Size the figure to the plot's shape, so an equal-aspect plot has no empty band.
+    plot_height = float(np.clip(6.0 / ratio, 3.2, 6.5)) if equal else 5.2
+    fig = Figure(figsize=(8.5, plot_height + 1.1), layout="compressed" if equal else "constrained")
+    ax = fig.add_subplot()
+    accuracy = decision_boundary_axes(ax, xx, yy, grid_labels, points, labels, class_names, predicted,
+                                      xlabel=xlabel, ylabel=ylabel)
+    # Outside the axes, so the legend never hides the data.
+    handles = ax.get_legend_handles_labels()[0]
+    k = len(handles)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0, fontsize=LEGEND_SIZE, title="true class",
+              title_fontsize=LEGEND_SIZE, ncols=2 if k > 16 else 1, frameon=False)
+    title_text = title if accuracy is None else f"{title} (accuracy {accuracy:.3f}, n={len(np.asarray(labels).reshape(-1))})"
+    fig.suptitle(title_text, fontsize=SUPTITLE_SIZE)
+    return fig
+
+
+def decision_boundary_axes(ax, xx: np.ndarray, yy: np.ndarray, grid_labels: np.ndarray,
+                           points: np.ndarray, labels: np.ndarray,
+                           class_names: Sequence[str] | None = None,
+                           predicted: np.ndarray | None = None,
+                           *, xlabel: str | None = "x1", ylabel: str | None = "x2",
+                           marker_size: float | None = None) -> float | None:
+    """The drawing of :func:`decision_boundary` on a given axes, for figures with several panels.
+
+    Regions, boundary, the data and a red × on each misclassified point; every element carries a
+    legend label (no legend is drawn). Returns the accuracy when ``predicted`` is given.
+    """
+    xx, yy = np.asarray(xx, dtype=float), np.asarray(yy, dtype=float)
     grid = np.rint(np.asarray(grid_labels, dtype=float)).astype(int)
     if grid.shape != xx.shape or yy.shape != xx.shape:
         raise ValueError(f"xx {xx.shape}, yy {yy.shape} and grid_labels {grid.shape} must match")
@@ -648,11 +679,6 @@ def decision_boundary(xx: np.ndarray, yy: np.ndarray, grid_labels: np.ndarray,
 
     x_lo, x_hi, y_lo, y_hi = xx.min(), xx.max(), yy.min(), yy.max()
     ratio = (x_hi - x_lo) / (y_hi - y_lo) if y_hi > y_lo else np.inf
-    equal = 1 / 2.5 <= ratio <= 2.5  # similar ranges: equal aspect, distances look right
-    # Size the figure to the plot's shape, so an equal-aspect plot has no empty band.
-    plot_height = float(np.clip(6.0 / ratio, 3.2, 6.5)) if equal else 5.2
-    fig = Figure(figsize=(8.5, plot_height + 1.1), layout="compressed" if equal else "constrained")
-    ax = fig.add_subplot()
     region_cmap = ListedColormap(light)
     region_norm = BoundaryNorm(np.arange(k + 1) - 0.5, k)
     if _is_regular_grid(xx, yy):
@@ -664,45 +690,37 @@ def decision_boundary(xx: np.ndarray, yy: np.ndarray, grid_labels: np.ndarray,
     else:
         ax.pcolormesh(xx, yy, grid, cmap=region_cmap, norm=region_norm, shading="auto")
 
-    # Boundaries: the 0.5 contour of "is class c" for each class but one. Contouring the label
-    # values themselves would draw a false double line where class 0 meets class 2.
-    present = np.unique(grid)
-    handles = []
-    if len(present) > 1:
-        for c in present[:-1]:
-            # A light blur turns the grid's pixel staircase into a smooth line.
-            ax.contour(xx, yy, _blur((grid == c).astype(float)), levels=[0.5],
-                       colors="black", linewidths=1.6)
-        handles.append(Line2D([], [], color="black", linewidth=1.6, label="decision boundary"))
-
     n = len(pts)
-    size = float(np.clip(5000 / max(n, 1), 12, 80))  # big dots for XOR's four points
+    size = marker_size if marker_size is not None else float(np.clip(5000 / max(n, 1), 12, 80))  # big dots for XOR's four points
+    present = np.unique(grid)
     for c in range(k):
         sel = y_true == c
         if sel.any() or c in present:
             ax.scatter(pts[sel, 0], pts[sel, 1], s=size, color=strong[c], edgecolors="0.1",
                        linewidths=0.6, zorder=3, label=names[c])
-    title_text = title
+    accuracy = None
     if y_pred is not None and n:
         wrong = y_pred != y_true
         if wrong.any():
             ax.scatter(pts[wrong, 0], pts[wrong, 1], s=size * 2.2, marker="x", color="red",
                        linewidths=1.8, zorder=4, label=f"misclassified ({int(wrong.sum())})")
-        title_text = f"{title} (accuracy {1 - wrong.mean():.3f}, n={n})"
+        accuracy = float(1 - wrong.mean())
+
+    # Boundaries: the 0.5 contour of "is class c" for each class but one. Contouring the label
+    # values themselves would draw a false double line where class 0 meets class 2.
+    if len(present) > 1:
+        for c in present[:-1]:
+            # A light blur turns the grid's pixel staircase into a smooth line.
+            ax.contour(xx, yy, _blur((grid == c).astype(float)), levels=[0.5],
+                       colors="black", linewidths=1.6)
+        ax.plot([], [], color="black", linewidth=1.6, label="decision boundary")  # legend entry only
 
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, y_hi)
-    if equal:
+    if 1 / 2.5 <= ratio <= 2.5:
         ax.set_aspect("equal", adjustable="box")
     _style_axes(ax, xlabel=xlabel, ylabel=ylabel, grid=False)
-
-    # Outside the axes, so the legend never hides the data.
-    legend_handles = ax.get_legend_handles_labels()[0] + handles
-    ax.legend(handles=legend_handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-              borderaxespad=0, fontsize=LEGEND_SIZE, title="true class",
-              title_fontsize=LEGEND_SIZE, ncols=2 if k > 14 else 1, frameon=False)
-    fig.suptitle(title_text, fontsize=SUPTITLE_SIZE)
-    return fig
+    return accuracy
 
 
 # --------------------------------------------------------------------------------------------
