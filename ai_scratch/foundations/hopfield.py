@@ -50,7 +50,6 @@ validation. The figures (:class:`HopfieldRecall`, :class:`HopfieldEnergy`,
 
 from __future__ import annotations
 
-import math
 import textwrap
 from dataclasses import dataclass
 from typing import Any
