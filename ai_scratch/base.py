@@ -17,7 +17,7 @@ gradient descent on :meth:`Classifier.criterion`.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 import lightning as L
 import torch
@@ -29,6 +29,16 @@ from torchmetrics.classification import MulticlassAccuracy
 from ai_scratch.info import ModelInfo
 
 STAGES = ("train", "val", "test")
+
+
+def check_choice(name: str, value: Any, choices: Any) -> None:
+    """A ``ValueError`` naming the allowed values when ``value`` is not one of the ``Literal`` ``choices``.
+
+    Models check their string options with it, so that a wrong one fails with one clear line.
+    """
+    allowed = get_args(choices)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 class BaseModel(L.LightningModule):

@@ -80,14 +80,14 @@ Every constructor argument is a command-line flag, e.g. ``--model.c3_table full`
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
 
-from ai_scratch.base import Classifier
+from ai_scratch.base import Classifier, check_choice
 from ai_scratch.info import ModelInfo
 
 OutputLayer = Literal["rbf", "linear"]
@@ -312,12 +312,6 @@ def _c5_side(input_size: int) -> int:
     return side - 4  # C5
 
 
-def _check_choice(name: str, value: str, choices: object) -> None:
-    allowed = get_args(choices)
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
 # ----------------------------------------------------------------------------------------- model
 def paper_lr_factor(epoch: int) -> float:
     """The paper's global learning-rate schedule, relative to its first value (Section III.C).
@@ -413,11 +407,11 @@ class LeNet5(Classifier):
         input_channels: int = 1,
         input_size: int = 32,
     ) -> None:
-        _check_choice("output_layer", output_layer, OutputLayer)
-        _check_choice("lr_schedule", lr_schedule, LRSchedule)
-        _check_choice("c3_table", c3_table, C3Table)
-        _check_choice("activation", activation, Activation)
-        _check_choice("subsampling", subsampling, Subsampling)
+        check_choice("output_layer", output_layer, OutputLayer)
+        check_choice("lr_schedule", lr_schedule, LRSchedule)
+        check_choice("c3_table", c3_table, C3Table)
+        check_choice("activation", activation, Activation)
+        check_choice("subsampling", subsampling, Subsampling)
         if output_layer == "rbf" and num_classes != 10:
             raise ValueError(
                 f"output_layer='rbf' has fixed bitmaps for the 10 digits only, got num_classes={num_classes}; "
