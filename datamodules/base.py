@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
+import math
+
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
 
-from datamodules.sampling import EpochSeededSampler, TensorPairs
+from datamodules.sampling import EpochSeededSampler, ExactShardSampler, TensorPairs
 
 Split = Literal["train", "val", "test"]
 
@@ -25,6 +28,9 @@ class SplitDataModule(L.LightningDataModule):
     batch_size: int | None
     seed: int
     num_workers: int = 0
+    #: Under DDP, shard every split without repeating a sample (:class:`ExactShardSampler`), for
+    #: rules that sum over the data exactly once; ``False`` lets Lightning pad the shards as usual.
+    exact_shards: bool = False
     train_dataset: TensorPairs | None
     val_dataset: TensorPairs | None
     test_dataset: TensorPairs | None
@@ -44,10 +50,24 @@ class SplitDataModule(L.LightningDataModule):
         return getattr(self, f"{split}_dataset")
 
     def _loader(self, data: TensorPairs, shuffle: bool) -> DataLoader:
+        sampler: Sampler[int] = EpochSeededSampler(len(data), seed=self.seed, shuffle=shuffle)
+        batch_size = self.batch_size or len(data)
+        world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if self.exact_shards and world_size > 1:
+            if len(data) < world_size:
+                raise ValueError(f"{type(self).__name__}: {len(data)} samples cannot be shared by {world_size} processes")
+            sampler = ExactShardSampler(data, world_size, dist.get_rank(), seed=self.seed, shuffle=shuffle)
+            shards = [len(range(rank, len(data), world_size)) for rank in range(world_size)]
+            batch_size = self.batch_size or shards[0]
+            if len({math.ceil(shard / batch_size) for shard in shards}) > 1:
+                raise ValueError(
+                    f"{type(self).__name__}: shards of {min(shards)} and {max(shards)} samples make a different number of "
+                    f"batches of {batch_size} on different processes; use batch_size None (one batch per process)"
+                )
         return DataLoader(
             data,
-            batch_size=self.batch_size or len(data),
-            sampler=EpochSeededSampler(len(data), seed=self.seed, shuffle=shuffle),
+            batch_size=batch_size,
+            sampler=sampler,
             collate_fn=TensorPairs.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

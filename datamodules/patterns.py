@@ -124,13 +124,15 @@ class PatternsDataModule(SplitDataModule):
             N = 100; the squarest grid that holds N otherwise.
         patterns: ``(P, N)`` float32, after :meth:`setup`.
 
-    Under DDP, Lightning gives each process a shard of each split and pads the shards to equal
-    length by repeating samples: unless P (and P times ``cues_per_pattern``) divides by the number
-    of processes, a pattern is stored twice and a few cues are scored twice. Pick P accordingly.
+    Under DDP each process gets a shard of each split with no sample repeated (``exact_shards``;
+    Lightning's own sampler would pad the shards by repeating samples, and a repeated pattern
+    would be stored twice): the shards together store every pattern once, whatever P.
 
     Raises:
         ValueError: on an argument out of range (a message says which and why).
     """
+
+    exact_shards = True  # storage sums over the patterns exactly once, under DDP too
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler, default_collate
+from torch.utils.data import Dataset, DistributedSampler, Sampler, default_collate
 
 
 def derive_seed(*values: int) -> int:
@@ -106,6 +106,35 @@ class EpochSeededSampler(Sampler[int]):
             return iter(range(self.num_samples))
         generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class ExactShardSampler(DistributedSampler):
+    """This process's share of an :class:`EpochSeededSampler` order, with no sample repeated.
+
+    Lightning's own distributed sampler pads the shards to equal length by repeating samples, which
+    is harmless for gradient descent but wrong for a rule that sums over the data exactly once
+    (Hebbian storage: a repeated pattern is stored twice). Process ``rank`` of ``num_replicas``
+    takes positions ``rank, rank + num_replicas, ...`` of the ``(seed, epoch)`` order; together the
+    shards hold every sample once. Being a ``DistributedSampler``, Lightning leaves it in place.
+
+    Args:
+        dataset: the dataset to sample from (only its length is used).
+        num_replicas, rank: the number of processes and this one's rank.
+        seed, shuffle: as for :class:`EpochSeededSampler`.
+    """
+
+    def __init__(self, dataset: Any, num_replicas: int, rank: int, seed: int = 0, shuffle: bool = True) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
+        self.order = EpochSeededSampler(len(dataset), seed=seed, shuffle=shuffle)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))  # no padding
+        self.total_size = len(dataset)
+
+    def __iter__(self) -> Iterator[int]:
+        self.order.set_epoch(self.epoch)
+        return iter(list(self.order)[self.rank :: self.num_replicas])
 
     def __len__(self) -> int:
         return self.num_samples

@@ -423,3 +423,21 @@ def test_mnist_source(tmp_path):
 def test_digits_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DigitsDataModule(**kwargs)
+
+
+def test_exact_shards_hold_every_sample_once_in_the_epoch_order() -> None:
+    from datamodules.sampling import EpochSeededSampler, ExactShardSampler
+
+    data = list(range(5))
+    for epoch in (0, 3):
+        order = EpochSeededSampler(5, seed=7)
+        order.set_epoch(epoch)
+        shards = []
+        for rank in range(2):
+            sampler = ExactShardSampler(data, num_replicas=2, rank=rank, seed=7)
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
+            assert len(sampler) == len(shards[-1])
+        assert [len(s) for s in shards] == [3, 2]  # no padding: 5 samples, not 6
+        assert sorted(shards[0] + shards[1]) == data
+        assert shards[0] == list(order)[0::2] and shards[1] == list(order)[1::2]
