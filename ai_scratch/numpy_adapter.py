@@ -143,16 +143,9 @@ class NumPyModel(BaseModel):
         for name, array in self.learner.parameters().items():
             np.copyto(array, self.learned[name].detach().cpu().numpy())
 
-    @torch.no_grad()
     def _mix_parameters(self) -> None:
         """Iterative parameter mixing: average the learned arrays over all DDP processes."""
-        arrays = self.learner.parameters()
-        flat = torch.from_numpy(np.concatenate([a.ravel() for a in arrays.values()])).to(self.device)
-        flat = self.trainer.strategy.reduce(flat, reduce_op="mean").cpu().numpy()
-        offset = 0
-        for array in arrays.values():
-            array.ravel()[:] = flat[offset : offset + array.size]
-            offset += array.size
+        mix_arrays(self.learner.parameters(), self.trainer.strategy, self.device)
 
     # ------------------------------------------------------------------ Lightning hooks
     def configure_optimizers(self) -> RuleStep:
@@ -216,6 +209,17 @@ class NumPyModel(BaseModel):
         state["parameters"] = {k: v.numpy() if isinstance(v, Tensor) else v for k, v in state["parameters"].items()}
         self.learner.load_state_dict(state)
         self._learner_to_mirror()
+
+
+@torch.no_grad()
+def mix_arrays(arrays: dict[str, np.ndarray], strategy: Any, device: torch.device) -> None:
+    """Replace each array, in place, by its mean over all processes (one collective call)."""
+    flat = torch.from_numpy(np.concatenate([a.ravel() for a in arrays.values()])).to(device)
+    flat = strategy.reduce(flat, reduce_op="mean").cpu().numpy()
+    offset = 0
+    for array in arrays.values():
+        array.ravel()[:] = flat[offset : offset + array.size]
+        offset += array.size
 
 
 def _as_array(inputs: Tensor) -> np.ndarray:

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ai_scratch.cnn_revolution.alexnet import AlexNet, LocalResponseNorm, sgd_with_schedule
+from cnn_tools import count
 
 #: Figure 2 with the two GPUs (groups 2 in conv2, conv4, conv5): weights + biases of each layer.
 PAPER_PARAMETERS = {
@@ -33,9 +34,6 @@ TORCHVISION_TOTAL = 61_100_840  # torchvision.models.alexnet(weights=None)
 
 SMALL = {"num_classes": 10, "input_size": 32, "stem": "small", "width": 0.25}
 
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def meta_alexnet(**options) -> AlexNet:

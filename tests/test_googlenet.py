@@ -6,7 +6,6 @@ Full-size networks are built and run on the meta device: shapes and counts, no m
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import lightning as L
 import pytest
@@ -26,6 +25,7 @@ from ai_scratch.cnn_revolution.googlenet import (
     Inception,
     paper_lr_factor,
 )
+from cnn_tools import count, multiply_adds, one_thread  # noqa: F401 (one_thread: a module fixture, used below)
 
 #: Table 1 transcribed a second time, as printed: output size, then
 #: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
@@ -43,36 +43,10 @@ TABLE_1 = """
 ROWS = [line.split() for line in TABLE_1.strip().splitlines()]
 SMALL = {"num_classes": 10, "input_size": 32, "stem": "cifar", "width": 1 / 16}
 
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def multiply_adds(model: nn.Module, image: Tensor) -> int:
-    """Multiply-adds of the convolutions and linear layers for one image (the paper's "ops")."""
-    total = 0
 
-    def hook(module: nn.Module, _inputs: object, output: Tensor) -> None:
-        nonlocal total
-        fan_in = module.in_features if isinstance(module, nn.Linear) else module.weight[0].numel()
-        total += output[0].numel() * fan_in
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(image)
-    for handle in handles:
-        handle.remove()
-    return total
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """The small convolutions here are fastest on one thread; on a shared, busy machine two threads
-    that wait for each other made this file two to three times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,12 @@ Full-size networks are built and run on the meta device: shapes and counts, no m
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ai_scratch.cnn_revolution.resnet import (
@@ -28,6 +27,7 @@ from ai_scratch.cnn_revolution.resnet import (
     paper_lr_factor,
     resnet34,
 )
+from cnn_tools import count, multiply_adds, one_thread  # noqa: F401 (one_thread: a module fixture, used below)
 
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 #: Table 1, the blocks of conv2_x to conv5_x, transcribed a second time.
@@ -36,36 +36,10 @@ TABLE_1_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3,
 CIFAR_PARAMETERS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962}
 SMALL_CIFAR = {"depth": 20, "family": "cifar", "width": 0.5}  # 8, 16, 32 filters
 
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def multiply_adds(model: nn.Module, image: Tensor) -> int:
-    """Multiply-adds of the convolutions and linear layers for one image (Table 1's "FLOPs")."""
-    total = 0
 
-    def hook(module: nn.Module, _inputs: object, output: Tensor) -> None:
-        nonlocal total
-        fan_in = module.in_features if isinstance(module, nn.Linear) else module.weight[0].numel()
-        total += output[0].numel() * fan_in
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model(image)
-    for handle in handles:
-        handle.remove()
-    return total
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """The small convolutions here are fastest on one thread; on a shared, busy machine two threads
-    that wait for each other made this file two to three times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ai_scratch.cnn_revolution.vgg import DEPTH, PAPER_MILLIONS, TABLE_1, VGG
+from cnn_tools import count
 
 #: Exact parameters at 224x224 and 1000 classes: (without, with batch norm).
 EXACT = {
@@ -33,9 +34,6 @@ CONVOLUTIONS = {
 
 SMALL = {"num_classes": 10, "input_size": 32, "width": 0.25}
 
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def meta_vgg(config: str = "D", **options) -> VGG:

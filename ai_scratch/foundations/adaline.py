@@ -83,7 +83,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from ai_scratch.foundations.perceptron import PerceptronLearner
 from ai_scratch.info import ModelInfo
-from ai_scratch.numpy_adapter import NumPyLearner, NumPyModel, _as_array
+from ai_scratch.numpy_adapter import NumPyLearner, NumPyModel, _as_array, mix_arrays
 from callbacks import plots
 from callbacks.figures import LearningCurves
 
@@ -459,21 +459,11 @@ class Adaline(NumPyModel):
         x, y = _as_array(inputs), target.detach().cpu().numpy()
         seen = self.perceptron.train_batch(x, y)  # the same batch, in the same order
         if self.trainer.world_size > 1:
-            self._mix_perceptron()
+            mix_arrays(self.perceptron.parameters(), self.trainer.strategy, self.device)  # as the adapter mixes the learner
         positive = y == 1
         self.perceptron_errors.update(torch.tensor(float(((seen >= 0) != positive).sum()), device=target.device))
         self.adaline_errors.update(torch.tensor(float(((self.learner.last_scores >= 0) != positive).sum()), device=target.device))
 
-    @torch.no_grad()
-    def _mix_perceptron(self) -> None:
-        """Iterative parameter mixing for the Perceptron too, as the adapter does for the learner."""
-        arrays = self.perceptron.parameters()
-        flat = torch.from_numpy(np.concatenate([a.ravel() for a in arrays.values()])).to(self.device)
-        flat = self.trainer.strategy.reduce(flat, reduce_op="mean").cpu().numpy()
-        offset = 0
-        for array in arrays.values():
-            array.ravel()[:] = flat[offset : offset + array.size]
-            offset += array.size
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
