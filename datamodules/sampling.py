@@ -55,6 +55,19 @@ def derive_seed(*values: int) -> int:
     return ((int(high) << 32) | int(low)) & (2**63 - 1)
 
 
+def training_counters(trainer: Any) -> tuple[int, int, int, int]:
+    """``(epoch, global_step, global_rank, batch)`` of the batch being trained, for seeding what is
+    drawn for it (augmentations, distortions).
+
+    ``batch`` is the fit loop's running batch count (0 without a fit loop). Lightning restores
+    these counters from a checkpoint, so a resumed fit draws the same again; the batch count
+    matters where ``global_step`` stands still (gradient accumulation, manual optimisation).
+    """
+    fit_loop = getattr(trainer, "fit_loop", None)
+    batch = max(int(getattr(fit_loop, "total_batch_idx", -1)) + 1, 0)  # -1 until the first batch is counted
+    return int(getattr(trainer, "current_epoch", 0)), int(trainer.global_step), int(trainer.global_rank), batch
+
+
 class EpochSeededSampler(Sampler[int]):
     """Shuffle ``range(num_samples)`` with an order that is a pure function of ``(seed, epoch)``.
 
