@@ -20,6 +20,10 @@ MODEL_MODULES = (
     "ai_scratch.foundations.mlp",
     "ai_scratch.foundations.hopfield",
     "ai_scratch.cnn_revolution.lenet5",
+    "ai_scratch.cnn_revolution.alexnet",
+    "ai_scratch.cnn_revolution.vgg",
+    "ai_scratch.cnn_revolution.googlenet",
+    "ai_scratch.cnn_revolution.resnet",
 )
 
 
