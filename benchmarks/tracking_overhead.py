@@ -9,8 +9,9 @@ same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the Wa
 on gradients, checkpoints (best and latest) and their artifacts, the run metadata, and the figures
 (learning curves, confusion matrix, gradient flow, filters and feature maps). Neither run draws a
 progress bar or checks the claim (the claim's test pass is not tracking). A third variant, tracked
-without figures, separates wandb's own cost from matplotlib's. The planning document's bar is an
-overhead under 5%.
+without figures, separates wandb's own cost from matplotlib's, and the time spent in the figure
+callbacks of each tracked run is printed beside it. The planning document's bar is an overhead
+under 5%.
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ VARIANTS = {
     # the same as tracked but without the PNG figures, which are drawn with or without wandb
     "wandb, no figures": ["--wandb", "--figures", "false"],
 }  # fmt: skip
+
+
+FIGURE_SECONDS: list[float] = []  # time in the figure callbacks (collect, draw, save, log) of the current run
+
+
+def time_figures() -> None:
+    """Count the time the figure callbacks take, to tell it from the rest of the tracking."""
+    from callbacks.figures import FigureCallback
+
+    emit = FigureCallback.emit
+
+    def timed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            return emit(self, *args, **kwargs)
+        finally:
+            FIGURE_SECONDS.append(time.perf_counter() - start)
+
+    FigureCallback.emit = timed  # type: ignore[method-assign]
 
 
 def run(variant: str, epochs: int, workdir: Path) -> float:
@@ -62,20 +82,29 @@ def main() -> None:
         os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(workdir), WANDB_SILENT="true")
         for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
             os.environ[name] = str(workdir / name.lower())
+        time_figures()
         run("tracked", 1, workdir)  # warm-up: imports, wandb's service, data caches, allocator
         names = list(VARIANTS)
         times: dict[str, list[float]] = {name: [] for name in names}
+        figure_times: list[float] = []
         for repeat in range(options.repeats):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate who goes first
             for name in order:
+                FIGURE_SECONDS.clear()
                 seconds = run(name, options.epochs, workdir)
                 times[name].append(seconds)
-                print(f"repeat {repeat + 1}: {name:<18} {seconds:7.2f} s", flush=True)
+                figures = f"   (figures {sum(FIGURE_SECONDS):.2f} s)" if FIGURE_SECONDS else ""
+                if FIGURE_SECONDS:
+                    figure_times.append(sum(FIGURE_SECONDS))
+                print(f"repeat {repeat + 1}: {name:<18} {seconds:7.2f} s{figures}", flush=True)
     # Noise on a shared machine only ever adds time: the minimum is the steadiest estimate,
     # the median is shown beside it.
     print()
     for name in names:
         print(f"{name:<18} min {min(times[name]):7.2f} s   median {statistics.median(times[name]):7.2f} s")
+    if figure_times:
+        print(f"{'figures':<18} min {min(figure_times):7.2f} s   median {statistics.median(figure_times):7.2f} s"
+              "   (of each tracked run: the figure callbacks' collect, draw, save and log)")
     for name in names[1:]:
         ratio = min(times[name]) / min(times["baseline"])
         median_ratio = statistics.median(times[name]) / statistics.median(times["baseline"])

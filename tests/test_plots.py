@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
@@ -38,7 +39,36 @@ def render(fig: Figure, tmp_path: Path, name: str) -> np.ndarray:
     width, height = fig.get_size_inches() * 100  # default dpi
     assert abs(image.shape[0] - height) <= 1 and abs(image.shape[1] - width) <= 1
     assert image[..., :3].std() > 0.05, "the PNG is (almost) blank"
+    assert_laid_out(fig)
     return image
+
+
+def assert_laid_out(fig: Figure) -> None:
+    """Nothing is cut off or overlaps: each panel with its texts (tick labels, axis labels,
+    title, legend) lies inside the figure, clear of the other panels and of the figure's title
+    and note."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    inside = fig.bbox.padded(1)  # a pixel of rounding
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    for ax in axes:
+        box = ax.get_tightbbox(renderer)
+        assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), \
+            f"{ax.get_title() or ax.get_label()!r} is cut off: {box} outside {fig.bbox}"
+    # A title may stand above a neighbour's colour bar, so titles are checked on their own.
+    panels = [ax.get_tightbbox(renderer, for_layout_only=True) for ax in axes]
+    titles = [ax.title.get_window_extent(renderer) if ax.get_title() else None for ax in axes]
+    for i, a in enumerate(panels):
+        for j, b in enumerate(panels):
+            if j > i:
+                assert not a.overlaps(b), f"panels overlap: {a} and {b}"
+            if j != i and titles[i] is not None:
+                assert not titles[i].overlaps(b), f"title {axes[i].get_title()!r} overlaps {b}"
+    for text in (fig._suptitle, fig._supxlabel):
+        if text is not None and text.get_text():
+            box = text.get_window_extent(renderer)
+            assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)
+            assert not any(box.overlaps(b) for b in panels + [t for t in titles if t]), \
+                f"{text.get_text()!r} overlaps a panel"
 
 
 def panel_titles(fig: Figure) -> list[str]:
@@ -164,9 +194,12 @@ def test_confusion_matrix_with_a_class_never_predicted(tmp_path):
     assert [t.get_text() for t in ax.get_xticklabels()] == names
     colorbar_labels = [a.get_ylabel() for a in fig.axes]
     assert "fraction of true class" in colorbar_labels
-    # Every cell is annotated with its count.
-    counts = [t.get_text() for t in ax.texts]
+    # Every cell is annotated with its count (texts placed in data coordinates, on the cells)...
+    counts = [t.get_text() for t in ax.texts if t.get_transform() is ax.transData]
     assert len(counts) == 16 and counts[:4] == ["48", "1", "1", "0"]
+    # ...and each row's total stands beside it, under the heading "examples".
+    beside = [t.get_text() for t in ax.texts if t.get_transform() is not ax.transData]
+    assert beside == ["50", "50", "50", "3", "examples"]
     # Colour is the row fraction: class "zebra" (3 examples) has a full-strength row.
     image = ax.images[0].get_array()
     np.testing.assert_allclose(image.sum(axis=1), 1.0)
@@ -416,14 +449,26 @@ def test_module_imports_no_pyplot_torch_or_wandb():
 
 
 def test_save_figure_lays_out_once_with_the_same_pixels(tmp_path) -> None:
-    """save_figure runs the layout engine once itself; the PNG equals matplotlib's own savefig."""
+    """save_figure gives the pixels matplotlib's own savefig gives: for a figure laid out by hand
+    when it was built, and for a figure with a layout engine (a model's own figure), which
+    save_figure lays out once itself."""
     import numpy as np
     from matplotlib.image import imread
 
-    from callbacks.plots import confusion_matrix, save_figure
+    from callbacks.plots import _new_figure, confusion_matrix, save_figure
+
+    def engine_figure() -> Figure:
+        fig = _new_figure(6, 4)
+        ax = fig.add_subplot()
+        image = ax.imshow(np.arange(12.0).reshape(3, 4))
+        ax.set(title="a panel", xlabel="x", ylabel="y")
+        fig.colorbar(image, ax=ax, label="value")
+        fig.suptitle("A model's own figure")
+        return fig
 
     matrix = np.random.default_rng(0).integers(0, 50, size=(6, 6))
-    ours = save_figure(confusion_matrix(matrix), tmp_path / "ours.png")
-    reference = tmp_path / "reference.png"
-    confusion_matrix(matrix).savefig(reference, format="png", dpi=100, facecolor="white")
-    assert np.array_equal(imread(ours), imread(reference))
+    for name, make in (("by_hand", lambda: confusion_matrix(matrix)), ("engine", engine_figure)):
+        ours = save_figure(make(), tmp_path / f"{name}_ours.png")
+        reference = tmp_path / f"{name}_reference.png"
+        make().savefig(reference, format="png", dpi=100, facecolor="white")
+        assert np.array_equal(imread(ours), imread(reference)), name
