@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import lightning as L
 import pytest
 import torch
 from torch import Tensor, nn
+
+
+def quiet_trainer(**kwargs: object) -> L.Trainer:
+    """A real Trainer on the CPU for tiny fits: no logger, checkpoints, progress bar or summary."""
+    settings = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    return L.Trainer(**{**settings, **kwargs})
 
 
 def count(module: nn.Module) -> int:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ai_scratch.cnn_revolution.alexnet import AlexNet, LocalResponseNorm, sgd_with_schedule
-from cnn_tools import count
+from cnn_tools import count, quiet_trainer
 
 #: Figure 2 with the two GPUs (groups 2 in conv2, conv4, conv5): weights + biases of each layer.
 PAPER_PARAMETERS = {
@@ -373,10 +372,7 @@ def test_tiny_fit_reduces_the_rate_when_validation_accuracy_stalls() -> None:
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(8, 3, 16, 16), torch.randint(0, 4, (8,)))
     model = AlexNet(num_classes=4, input_size=16, stem="small", width=1 / 16, learning_rate=1e-5, lr_patience=0)
-    trainer = L.Trainer(
-        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0,
-    )  # fmt: skip
+    trainer = quiet_trainer(max_epochs=2, num_sanity_val_steps=0)
     loader = DataLoader(data, batch_size=8)
     trainer.fit(model, loader, loader)
     assert math.isfinite(trainer.callback_metrics["train_loss"].item())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,7 +24,7 @@ from ai_scratch.cnn_revolution.googlenet import (
     Inception,
     paper_lr_factor,
 )
-from cnn_tools import count, multiply_adds, one_thread  # noqa: F401 (one_thread: a module fixture, used below)
+from cnn_tools import count, multiply_adds, one_thread, quiet_trainer  # noqa: F401 (one_thread: a module fixture, used below)
 
 #: Table 1 transcribed a second time, as printed: output size, then
 #: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
@@ -308,14 +307,7 @@ def test_tiny_fit_logs_the_main_and_auxiliary_losses() -> None:
     torch.manual_seed(0)
     model = GoogLeNet(**SMALL, learning_rate=0.05)
     data = DataLoader(TensorDataset(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))), batch_size=2)
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_epochs=1)
     trainer.fit(model, data)
     metrics = trainer.callback_metrics
     for name in ("train_loss", "train_main_loss", "train_aux1_loss", "train_aux2_loss"):

@@ -27,7 +27,7 @@ from ai_scratch.cnn_revolution.resnet import (
     paper_lr_factor,
     resnet34,
 )
-from cnn_tools import count, multiply_adds, one_thread  # noqa: F401 (one_thread: a module fixture, used below)
+from cnn_tools import count, multiply_adds, one_thread, quiet_trainer  # noqa: F401 (one_thread: a module fixture, used below)
 
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 #: Table 1, the blocks of conv2_x to conv5_x, transcribed a second time.
@@ -312,15 +312,7 @@ def test_tiny_fit_steps_the_schedule_and_logs_block_gradient_norms() -> None:
 
     model.log_dict = spy  # type: ignore[method-assign]
     data = DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))), batch_size=2)
-    trainer = L.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        callbacks=[RecordRate()],
-    )
+    trainer = quiet_trainer(max_epochs=1, callbacks=[RecordRate()])
     trainer.fit(model, data)
     assert rates == pytest.approx([0.1, 0.1, 0.01, 0.001])  # 4 steps: milestones at steps 2 and 3
     grad_logs = [(step, keys) for step, keys in logged if keys]
