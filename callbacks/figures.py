@@ -417,7 +417,8 @@ class ConvFilters(FigureCallback):
         maps: dict[str, np.ndarray] = {}
 
         def keep(name: str) -> Any:
-            return lambda _module, _inputs, output: maps.__setitem__(name, output[0].detach().float().cpu().numpy())
+            # a copy now: an in-place ReLU after the layer would otherwise rewrite the stored map
+            return lambda _module, _inputs, output: maps.__setitem__(name, output[0].detach().float().cpu().numpy().copy())
 
         hooks = [module.register_forward_hook(keep(name)) for name, module in self._feature_layers(pl_module)]
         try:

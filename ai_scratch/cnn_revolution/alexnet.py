@@ -381,7 +381,10 @@ class AlexNet(Classifier):
         self.save_hyperparameters()
         self.hparams.update(resolved)  # record what was built, not None
 
-        act = ACTIVATIONS[activation]  # a class: one module per layer, so each can be hooked by name
+        def act() -> nn.Module:  # one module per layer, so that each can be hooked by name
+            # in place, as torchvision's: no second copy of every map to allocate and free
+            return nn.ReLU(inplace=True) if activation == "relu" else ACTIVATIONS[activation]()
+
         features: list[tuple[str, nn.Module]] = [
             ("conv1", nn.Conv2d(in_channels, maps[0], conv1_kernel, stride=conv1_stride, padding=conv1_padding)),
             ("act1", act()),

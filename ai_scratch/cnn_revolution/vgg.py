@@ -241,7 +241,7 @@ class VGG(Classifier):
                 layers.append((f"conv{stage}_{index}", nn.Conv2d(channels, maps, kernel, padding=kernel // 2)))
                 if batch_norm:
                     layers.append((f"bn{stage}_{index}", nn.BatchNorm2d(maps)))
-                layers.append((f"relu{stage}_{index}", nn.ReLU()))
+                layers.append((f"relu{stage}_{index}", nn.ReLU(inplace=True)))
                 channels = maps
             if "LRN" in stage_layers:  # A-LRN: after conv1_1's ReLU, with AlexNet's constants
                 layers.append((f"norm{stage}", LocalResponseNorm()))
@@ -256,10 +256,10 @@ class VGG(Classifier):
             OrderedDict(
                 [
                     ("fc6", nn.Linear(channels * feature_side * feature_side, hidden)),
-                    ("relu6", nn.ReLU()),
+                    ("relu6", nn.ReLU(inplace=True)),
                     *drop("drop6"),
                     ("fc7", nn.Linear(hidden, hidden)),
-                    ("relu7", nn.ReLU()),
+                    ("relu7", nn.ReLU(inplace=True)),
                     *drop("drop7"),
                     ("fc8", nn.Linear(hidden, num_classes)),
                 ]
