@@ -1,14 +1,18 @@
 """Reusable Lightning callbacks for Weights & Biases tracking and figures.
 
 This package imports neither ``ai_scratch`` nor ``datamodules``: copy it into another project and
-attach its callbacks to any LightningModule. Each callback acts on global rank zero only, makes no
-collective call inside rank-zero code, and, when wandb is not installed or the Trainer has no
-WandbLogger, warns once and carries on (figures are still written as PNG files).
+attach its callbacks to any LightningModule. Each tracking and figure callback acts on global rank
+zero only, makes no collective call inside rank-zero code, and, when wandb is not installed or the
+Trainer has no WandbLogger, warns once and carries on (figures are still written as PNG files).
+:class:`GeneralizationGap` and :class:`ChannelsLast` act on every process, as they must under DDP.
 
 * :class:`WandbWatch`: ``wandb.watch`` gradients / parameters / all, unwatched at the end.
 * :class:`WandbCheckpointArtifacts`: every checkpoint as a versioned model Artifact (aliases
   ``latest``, ``best``, ``epoch-N``, ``final``; metadata epoch, step, score, model info), offline too.
 * :class:`WandbRunMetadata`: tags, notes and config from the model's info and the experiment.
+* :class:`GeneralizationGap`: training-set accuracy measured as on the validation set, minus the
+  validation accuracy (``train_eval_accuracy``, ``generalization_gap``).
+* :class:`ChannelsLast`: weights and image inputs in ``torch.channels_last`` (Lightning has no switch).
 * Figures (:mod:`callbacks.figures`): learning curves, confusion matrix, decision boundary,
   gradient flow, convolution filters and feature maps; PNG under the run's log dir, and
   ``wandb.Image`` when a run exists.
@@ -27,14 +31,18 @@ from callbacks.figures import (
     LearningCurves,
     default_figures,
 )
+from callbacks.generalization import GeneralizationGap
+from callbacks.memory_format import ChannelsLast
 from callbacks.metadata import WandbRunMetadata, tags_from_model_info
 from callbacks.watch import WandbWatch
 
 __all__ = [
+    "ChannelsLast",
     "ConfusionMatrix",
     "ConvFilters",
     "DecisionBoundary",
     "FigureCallback",
+    "GeneralizationGap",
     "GradientFlow",
     "LearningCurves",
     "WandbCheckpointArtifacts",
