@@ -80,3 +80,38 @@ def test_lenet5_watch_logs_gradient_histograms(wandb_offline: Path) -> None:
     images = {key.split("/")[1] for key in log.history_keys if key.startswith("figures/")}
     assert {"conv_filters", "feature_maps", "gradient_flow", "learning_curves", "confusion_matrix"} <= images
     assert log.exit_code == 0
+
+
+def test_resnet_run_record_in_mixed_precision_and_channels_last(wandb_offline: Path) -> None:
+    """A Module 2 CNN through the CLI as a practitioner would run it on an accelerator: bf16 mixed
+    precision, channels_last, and ResNet's per-block gradient norms, all in the run's record."""
+    cli = main(
+        [
+            "fit", "--config", config("resnet/degradation_plain20"), "--wandb", *QUIET,
+            "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed",
+            "--trainer.callbacks+=callbacks.ChannelsLast", "--model.grad_norm_every_n_steps", "5",
+        ]
+    )  # fmt: skip
+    (run_file,) = find_runs(wandb_offline)
+    log = read_run(run_file)
+    assert (log.project, log.name, log.group, log.job_type) == ("ai-from-scratch-resnet", "degradation_plain20", "resnet-degradation", "fit")
+    assert {"resnet", "module-2", "cnn", "engine-based", "pytorch", "degradation_plain20", "strength", "vision"} <= set(log.tags)
+    info = log.config["model_info"]
+    assert info["name"] == "resnet" and info["year_introduced"] == 2015 and info["precision"] == "bf16-mixed"
+    assert info["parameter_count"] == sum(p.numel() for p in cli.model.parameters())
+    assert log.config["cli"]["trainer"]["precision"] == "bf16-mixed"
+
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert key in log.history_keys, key
+    blocks = {key for key in log.history_keys if key.startswith("grad_norm/block_")}
+    assert blocks == {f"grad_norm/block_{i}" for i in range(1, 10)}  # 9 blocks of a 20-layer net
+    norms = [row["grad_norm/block_1"] for row in log.history if "grad_norm/block_1" in row]
+    steps = [row["trainer/global_step"] for row in log.history if "grad_norm/block_1" in row]
+    assert steps == list(range(0, 38, 5)) and all(n > 0 for n in norms)  # steps 0, 5, ..., 35 of 2 x 19
+
+    images = {key.split("/")[1] for key in log.history_keys if key.startswith("figures/")}
+    assert {"conv_filters", "feature_maps", "gradient_flow", "learning_curves", "confusion_matrix"} <= images
+    aliases = [set(a["aliases"]) for a in log.artifacts]
+    assert any({"latest", "best"} <= a for a in aliases) and {"latest", "final"} <= aliases[-1]
+    assert log.artifacts[-1]["metadata"]["model_info"]["precision"] == "bf16-mixed"
+    assert "claim/reproduced" in log.summary and log.exit_code == 0

@@ -78,8 +78,8 @@ no max pooling, for 32x32 images); ``width`` (multiplies every stage's channels)
 
 Per-block gradient norms: :meth:`ResNet.block_gradient_norms` gives the gradient norm of each
 block's parameters, and every ``grad_norm_every_n_steps`` optimizer steps ``on_after_backward`` logs
-them as ``grad_norm/block_N`` (N from 1 at the input): the signal with which the paper's plain and
-residual networks part ways.
+them as ``grad_norm/block_N`` (N from 1 at the input) at that very step: the signal with which the
+paper's plain and residual networks part ways.
 
 Example::
 
@@ -433,6 +433,7 @@ class ResNet(Classifier):
         self.input_size = (in_channels, input_size, input_size)
         self.output_size = (num_classes,)
         self.example_input_array = torch.zeros(1, *self.input_size)
+        self.last_block_gradient_norms: dict[str, float] = {}  # the latest norms handed to the loggers
         self.initialise_weights(zero_init_last_bn)
 
     @property
@@ -478,11 +479,20 @@ class ResNet(Classifier):
         return norms
 
     def on_after_backward(self) -> None:
+        """Every ``grad_norm_every_n_steps`` steps, hand ``grad_norm/block_N`` to the loggers at this step.
+
+        Straight to the loggers, not through ``self.log``: Lightning passes step values on only every
+        ``log_every_n_steps`` steps, and then the latest one logged, so a value computed at step 0
+        would be recorded as step 49, and again at 99 if nothing newer came. Under DDP the gradients
+        are already averaged here, so every process has the same norms; the loggers write on rank 0.
+        """
         every = self.hparams.grad_norm_every_n_steps
         if every and self.global_step % every == 0:
-            norms = self.block_gradient_norms()
+            norms = {f"grad_norm/{name}": float(value) for name, value in self.block_gradient_norms().items()}
+            self.last_block_gradient_norms = norms
             if norms:
-                self.log_dict({f"grad_norm/{name}": value for name, value in norms.items()}, on_step=True, on_epoch=False)
+                for logger in self.loggers:
+                    logger.log_metrics(norms, step=self.global_step)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
