@@ -321,9 +321,11 @@ def list_command() -> int:
     for info in models():
         print(f"  {info.name:<12} {info.full_name:<24} {info.year_introduced}  module {info.module} ({info.module_name}), {info.pattern}")
     print("\nExperiments (ai-scratch fit --config <path>)")
-    for entry in experiments():
+    entries = experiments()
+    width = max((len(entry["path"]) for entry in entries), default=0)  # one column, however long the names
+    for entry in entries:
         claim = f"  claim: {entry['claim']}" if entry["claim"] else ""
-        print(f"  {entry['path']:<44} {entry['kind']:<9}{claim}")
+        print(f"  {entry['path']:<{width}} {entry['kind']:<9}{claim}")
     return 0
 
 
