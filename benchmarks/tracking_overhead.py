@@ -3,6 +3,7 @@ the same fit with no logger and no callbacks, alternating in one process, and th
 
     python benchmarks/tracking_overhead.py                  # 3 repeats of each variant, 20 epochs
     python benchmarks/tracking_overhead.py --repeats 5 --epochs 10   # ratios by min and by median
+    python benchmarks/tracking_overhead.py --repeats 8 --variants baseline tracked   # paired, tighter
 
 Both runs train the same network on the same data (configs/lenet5/mnist.yaml, seeded) through the
 same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the WandbLogger, wandb.watch
@@ -12,6 +13,11 @@ progress bar or checks the claim (the claim's test pass is not tracking). A thir
 without figures, separates wandb's own cost from matplotlib's, and the time spent in the figure
 callbacks of each tracked run is printed beside it. The planning document's bar is an overhead
 under 5%.
+
+On a shared machine one repeat of the same fit varies by several seconds, more than the effect.
+Each repeat runs every variant back to back, so the ratio of a repeat's tracked time to the same
+repeat's baseline (a paired ratio) cancels the slow drifts of the machine; the script prints the
+median of the paired ratios and a bootstrap 90% interval for it (2,000 resamples, seeded).
 """
 
 from __future__ import annotations
@@ -75,7 +81,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="which to time (baseline is always one)")
     options = parser.parse_args()
+    if "baseline" not in options.variants:
+        parser.error("--variants must include baseline, the denominator of every ratio")
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
@@ -84,7 +94,7 @@ def main() -> None:
             os.environ[name] = str(workdir / name.lower())
         time_figures()
         run("tracked", 1, workdir)  # warm-up: imports, wandb's service, data caches, allocator
-        names = list(VARIANTS)
+        names = ["baseline"] + [name for name in options.variants if name != "baseline"]
         times: dict[str, list[float]] = {name: [] for name in names}
         figure_times: list[float] = []
         for repeat in range(options.repeats):
@@ -108,7 +118,21 @@ def main() -> None:
     for name in names[1:]:
         ratio = min(times[name]) / min(times["baseline"])
         median_ratio = statistics.median(times[name]) / statistics.median(times["baseline"])
-        print(f"ratio {name} / baseline = {ratio:.3f} by min, {median_ratio:.3f} by median")
+        paired = [t / b for t, b in zip(times[name], times["baseline"], strict=True)]
+        low, high = bootstrap_interval(paired)
+        print(f"ratio {name} / baseline = {ratio:.3f} by min, {median_ratio:.3f} by median; paired: median"
+              f" {statistics.median(paired):.3f}, 90% interval [{low:.3f}, {high:.3f}] over {len(paired)} repeats")
+
+
+def bootstrap_interval(values: list[float], level: float = 0.9, resamples: int = 2000) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of ``values`` (seeded: the same input, the same answer)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    data = np.asarray(values)
+    medians = np.median(rng.choice(data, size=(resamples, len(data)), replace=True), axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(medians, tail)), float(np.quantile(medians, 1 - tail))
 
 
 if __name__ == "__main__":
