@@ -1,0 +1,85 @@
+"""Does dropout narrow AlexNet's train/validation gap? The two configs of configs/alexnet/, paired by seed.
+
+    python benchmarks/dropout_gap.py                        # seeds 0 to 9, about 17 minutes on 2 CPU cores
+    python benchmarks/dropout_gap.py --seeds 0 1 2
+
+Krizhevsky et al. (2012), Section 4.2: "Without dropout, our network exhibits substantial
+overfitting." configs/alexnet/dropout_strength.yaml and overfitting_without_dropout_weakness.yaml
+are the same small AlexNet on the same 500 training digits, with and without dropout 0.5 on fc6 and
+fc7; callbacks.GeneralizationGap measures the final gap (training-set accuracy in eval mode minus
+validation accuracy, and the same in loss). One seed cannot tell the two apart: the difference is
+smaller than the noise of a 500-digit validation set. So each seed trains both, and the script
+reports the paired differences (without minus with: positive when dropout narrows the gap), on how
+many seeds dropout narrowed it, and a bootstrap 90% interval for the mean difference.
+
+Measured (2026-11-27, 2 CPU cores, seeds 0 to 9, 885 s): accuracy gap with dropout 0.062 to 0.090,
+without 0.058 to 0.092; without minus with: mean +0.0004, 90% interval [-0.0068, +0.0082], dropout
+narrower on 5 of 10 seeds. Loss gap: mean +0.0285, [-0.0297, +0.0784], narrower on 7 of 10. The
+paper's claim does not reproduce in this miniature (seeds 0 to 2 alone had suggested it did).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CONFIGS = {"with dropout": "alexnet/dropout_strength", "without": "alexnet/overfitting_without_dropout_weakness"}
+QUIET = ["--figures", "false", "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
+         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--experiment.claim", "null"]  # fmt: skip
+
+
+def final_gaps(config: str, seed: int) -> tuple[float, float]:
+    """(accuracy gap, loss gap) at the end of one fit of ``configs/<config>.yaml``."""
+    from ai_scratch.cli import main
+
+    cli = main(["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--seed_everything", str(seed), *QUIET])
+    metrics = cli.trainer.callback_metrics
+    return float(metrics["generalization_gap"]), float(metrics["generalization_loss_gap"])
+
+
+def bootstrap_mean_interval(values: list[float], level: float = 0.9, resamples: int = 2000) -> tuple[float, float]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    means = rng.choice(np.asarray(values), size=(resamples, len(values)), replace=True).mean(axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    options = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    start = time.perf_counter()
+    differences: dict[str, list[float]] = {"accuracy": [], "loss": []}
+    print(f"{'seed':>4}  {'accuracy gap: with / without':>30}  {'loss gap: with / without':>26}")
+    with tempfile.TemporaryDirectory() as workdir:
+        import os
+
+        os.chdir(workdir)
+        for seed in options.seeds:
+            with_dropout, without = final_gaps(CONFIGS["with dropout"], seed), final_gaps(CONFIGS["without"], seed)
+            differences["accuracy"].append(without[0] - with_dropout[0])
+            differences["loss"].append(without[1] - with_dropout[1])
+            print(f"{seed:>4}  {with_dropout[0]:>14.3f} / {without[0]:<13.3f}  {with_dropout[1]:>12.3f} / {without[1]:<11.3f}", flush=True)
+    for kind, values in differences.items():
+        narrower = sum(v > 0 for v in values)
+        low, high = bootstrap_mean_interval(values) if len(values) > 1 else (values[0], values[0])
+        print(
+            f"{kind} gap, without minus with dropout: mean {statistics.fmean(values):+.4f}, 90% interval"
+            f" [{low:+.4f}, {high:+.4f}]; dropout narrower on {narrower} of {len(values)} seeds"
+        )
+    print(f"{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
