@@ -52,7 +52,7 @@ def assert_same_weights(resumed, uninterrupted) -> None:
 def test_perceptron_resumes_exactly(workdir: Path) -> None:
     args = ["fit", "--config", config("perceptron/xor_weakness"), "--trainer.max_epochs", "30", *QUIET]
     killed_at = kill_partway(
-        [*args, "--trainer.callbacks+=probes.SlowEpochs", "--trainer.callbacks.seconds=0.3"],
+        [*args, "--trainer.callbacks+=probes.SlowEpochs", "--trainer.callbacks.seconds=0.15"],
         workdir, workdir / "runs/perceptron/xor_weakness/version_0/checkpoints/last.ckpt", min_epoch=8,
     )  # fmt: skip
     assert 8 <= killed_at < 29
@@ -68,14 +68,14 @@ def test_perceptron_resumes_exactly(workdir: Path) -> None:
 def test_lenet5_resumes_exactly(workdir: Path) -> None:
     args = [
         "fit", "--config", config("lenet5/mnist"), "--trainer.max_epochs", "5", "--experiment.claim", "null",
-        "--data.init_args.train_size", "640", "--data.init_args.batch_size", "64", *QUIET,
+        "--data.init_args.train_size", "320", "--data.init_args.batch_size", "64", *QUIET,
     ]  # fmt: skip
     killed_at = kill_partway(
-        [*args, "--trainer.callbacks+=probes.SlowEpochs", "--trainer.callbacks.seconds=1.5"],
+        [*args, "--trainer.callbacks+=probes.SlowEpochs", "--trainer.callbacks.seconds=0.6"],
         workdir, workdir / "runs/lenet5/mnist/version_0/checkpoints/last.ckpt", min_epoch=1,
     )  # fmt: skip
     assert 1 <= killed_at < 4
     resumed = main([*args, "--ckpt_path", "runs/lenet5/mnist/version_0/checkpoints/last.ckpt"])
     uninterrupted = main(args)
-    assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 5 * 10
+    assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 5 * 5
     assert_same_weights(resumed, uninterrupted)
