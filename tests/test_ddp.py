@@ -1,15 +1,21 @@
-"""Real DDP on the CPU, two processes (gloo): one wandb run, metrics present, copies in step."""
+"""Real DDP on the CPU, two processes (gloo): one wandb run, metrics present, copies in step.
+
+Slow (``pytest -m slow``): two fresh processes each spend about 10 s importing torch and Lightning
+on these machines, and the default suite has to stay under 5 minutes.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import config, run_cli
 from wandb_log import find_runs, read_run
 
 
+@pytest.mark.slow
 def test_perceptron_ddp_two_processes_one_wandb_run(tmp_path: Path) -> None:
     weights = tmp_path / "weights"
     result = run_cli(

@@ -1,7 +1,7 @@
 """The Module 1 NumPy rules under real DDP on the CPU (two gloo processes).
 
-Slow (each fit starts two processes): run with ``pytest -m slow``. The default suite keeps the
-Perceptron's DDP test (tests/test_ddp.py), which covers the adapter's parameter mixing.
+Slow (each fit starts two processes): run with ``pytest -m slow``, which also runs the Perceptron's
+DDP test (tests/test_ddp.py) for the adapter's parameter mixing.
 """
 
 from __future__ import annotations
