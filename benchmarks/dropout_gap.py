@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _stats import bootstrap_interval  # noqa: E402  (benchmarks/, the script's own folder)
+
 CONFIGS = {"with dropout": "alexnet/dropout_strength", "without": "alexnet/overfitting_without_dropout_weakness"}
 QUIET = ["--figures", "false", "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
          "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--experiment.claim", "null"]  # fmt: skip
@@ -43,15 +45,6 @@ def final_gaps(config: str, seed: int) -> tuple[float, float]:
     cli = main(["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--seed_everything", str(seed), *QUIET])
     metrics = cli.trainer.callback_metrics
     return float(metrics["generalization_gap"]), float(metrics["generalization_loss_gap"])
-
-
-def bootstrap_mean_interval(values: list[float], level: float = 0.9, resamples: int = 2000) -> tuple[float, float]:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    means = rng.choice(np.asarray(values), size=(resamples, len(values)), replace=True).mean(axis=1)
-    tail = (1 - level) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{seed:>4}  {with_dropout[0]:>14.3f} / {without[0]:<13.3f}  {with_dropout[1]:>12.3f} / {without[1]:<11.3f}", flush=True)
     for kind, values in differences.items():
         narrower = sum(v > 0 for v in values)
-        low, high = bootstrap_mean_interval(values) if len(values) > 1 else (values[0], values[0])
+        low, high = bootstrap_interval(values, "mean") if len(values) > 1 else (values[0], values[0])
         print(
             f"{kind} gap, without minus with dropout: mean {statistics.fmean(values):+.4f}, 90% interval"
             f" [{low:+.4f}, {high:+.4f}]; dropout narrower on {narrower} of {len(values)} seeds"

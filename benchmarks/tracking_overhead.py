@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _stats import bootstrap_interval  # noqa: E402  (benchmarks/, the script's own folder)
+
 
 VARIANTS = {
     "baseline": ["--trainer.logger", "false", "--trainer.enable_checkpointing", "false", "--figures", "false",
@@ -122,17 +124,6 @@ def main() -> None:
         low, high = bootstrap_interval(paired)
         print(f"ratio {name} / baseline = {ratio:.3f} by min, {median_ratio:.3f} by median; paired: median"
               f" {statistics.median(paired):.3f}, 90% interval [{low:.3f}, {high:.3f}] over {len(paired)} repeats")
-
-
-def bootstrap_interval(values: list[float], level: float = 0.9, resamples: int = 2000) -> tuple[float, float]:
-    """Percentile bootstrap interval of the median of ``values`` (seeded: the same input, the same answer)."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    data = np.asarray(values)
-    medians = np.median(rng.choice(data, size=(resamples, len(data)), replace=True), axis=1)
-    tail = (1 - level) / 2
-    return float(np.quantile(medians, tail)), float(np.quantile(medians, 1 - tail))
 
 
 if __name__ == "__main__":

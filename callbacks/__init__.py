@@ -11,7 +11,7 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
   ``latest``, ``best``, ``epoch-N``, ``final``; metadata epoch, step, score, model info), offline too.
 * :class:`WandbRunMetadata`: tags, notes and config from the model's info and the experiment.
 * :class:`GeneralizationGap`: training-set accuracy measured as on the validation set, minus the
-  validation accuracy (``train_eval_accuracy``, ``generalization_gap``).
+  validation accuracy, and the same in loss (``train_eval_accuracy``, ``generalization_gap``, ...).
 * :class:`ChannelsLast`: weights and image inputs in ``torch.channels_last`` (Lightning has no switch).
 * Figures (:mod:`callbacks.figures`): learning curves, confusion matrix, decision boundary,
   gradient flow, convolution filters and feature maps; PNG under the run's log dir, and

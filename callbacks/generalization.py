@@ -37,6 +37,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from callbacks._wandb import warn_once
+from callbacks.figures import _evaluating, _labels  # eval mode without gradients; predict_labels or argmax
 
 
 class GeneralizationGap(Callback):
@@ -69,9 +70,12 @@ class GeneralizationGap(Callback):
         if measured is None:
             return
         accuracy, loss = measured
-        values = {"train_eval_accuracy": accuracy, "generalization_gap": accuracy - val_accuracy.to(accuracy.device)}
+        values = {
+            "train_eval_accuracy": accuracy,
+            "generalization_gap": accuracy - val_accuracy.to(accuracy.device),
+            "train_eval_loss": loss,
+        }
         val_loss = trainer.callback_metrics.get("val_loss")
-        values["train_eval_loss"] = loss
         if val_loss is not None:
             values["generalization_loss_gap"] = val_loss.to(loss.device) - loss
         # every process holds the same global values: no reduction needed, and none is collective
@@ -86,28 +90,21 @@ class GeneralizationGap(Callback):
         criterion = criterion if callable(criterion) else torch.nn.functional.cross_entropy
         accuracy: MulticlassAccuracy | None = None
         loss = MeanMetric()
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            with torch.no_grad(), trainer.precision_plugin.forward_context():  # the fit's precision
-                for index, batch in enumerate(loader):
-                    if self.max_batches is not None and index >= self.max_batches:
-                        break
-                    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                        warn_once("GeneralizationGap: training batches are not (inputs, targets); no gap measured.")
-                        return None
-                    inputs, target = move_data_to_device(tuple(batch[:2]), pl_module.device)
-                    scores = pl_module(inputs)
-                    predict = getattr(pl_module, "predict_labels", None)
-                    labels = predict(scores) if callable(predict) else scores.argmax(dim=-1)
-                    if accuracy is None:
-                        classes = self.num_classes or getattr(pl_module, "num_classes", None) or scores.shape[-1]
-                        accuracy = MulticlassAccuracy(int(classes), average="micro").to(pl_module.device)
-                        loss = loss.to(pl_module.device)
-                    accuracy.update(labels, target)
-                    loss.update(criterion(scores.float(), target), weight=len(target))
-        finally:
-            pl_module.train(was_training)
+        with _evaluating(pl_module), trainer.precision_plugin.forward_context():  # the fit's precision
+            for index, batch in enumerate(loader):
+                if self.max_batches is not None and index >= self.max_batches:
+                    break
+                if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+                    warn_once("GeneralizationGap: training batches are not (inputs, targets); no gap measured.")
+                    return None
+                inputs, target = move_data_to_device(tuple(batch[:2]), pl_module.device)
+                scores = pl_module(inputs)
+                if accuracy is None:
+                    classes = self.num_classes or getattr(pl_module, "num_classes", None) or scores.shape[-1]
+                    accuracy = MulticlassAccuracy(int(classes), average="micro").to(pl_module.device)
+                    loss = loss.to(pl_module.device)
+                accuracy.update(_labels(pl_module, scores), target)
+                loss.update(criterion(scores.float(), target), weight=len(target))
         if accuracy is None:
             return None
         return accuracy.compute(), loss.compute()  # both synchronised across processes

@@ -75,3 +75,23 @@ def run_cli(args: list[str], workdir: Path, timeout: float = 150, **env: str) ->
         text=True,
         timeout=timeout,
     )
+
+
+#: Two CPU processes under DDP, without a progress bar.
+DDP_ON_TWO_CPU_PROCESSES = [
+    "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false",
+]  # fmt: skip
+
+
+def fit_on_two_processes(name: str, workdir: Path, *extra: str, timeout: float = 150) -> tuple[dict, dict, str]:
+    """``ai-scratch fit`` of ``configs/<name>.yaml`` under DDP on two CPU processes, each of which
+    saves its own copy of the weights at the end (probes.SaveRankWeights): (rank 0's, rank 1's, stdout)."""
+    import torch
+
+    weights = workdir / "weights"
+    args = ["fit", "--config", config(name), *DDP_ON_TWO_CPU_PROCESSES, "--trainer.callbacks+=probes.SaveRankWeights",
+            f"--trainer.callbacks.directory={weights}", *extra]  # fmt: skip
+    result = run_cli(args, workdir, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(weights / f"rank{r}.pt") for r in (0, 1))
+    return rank0, rank1, result.stdout

@@ -26,10 +26,11 @@ from ai_scratch.cnn_revolution.lenet5 import LeNet5
 from ai_scratch.cnn_revolution.resnet import ResNet
 from ai_scratch.cnn_revolution.vgg import VGG
 from callbacks import ChannelsLast, GeneralizationGap
-from cnn_tools import one_thread, quiet_trainer  # noqa: F401  (one_thread is a fixture)
+from cnn_tools import one_thread, quiet_trainer  # noqa: F401 (one_thread: a module fixture, used below)
 from datamodules import VisionDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: Tiny versions of each CNN on 3-channel images (one channel would make every layout the same).
 TINY: dict[str, Callable[[], nn.Module]] = {
@@ -50,7 +51,7 @@ def random_images(model: nn.Module, batches: int = 2, batch_size: int = 8) -> Da
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_bf16_mixed_precision_and_channels_last_through_the_trainer(name: str, one_thread: None) -> None:  # noqa: F811
+def test_bf16_mixed_precision_and_channels_last_through_the_trainer(name: str) -> None:
     torch.manual_seed(0)
     model = TINY[name]()
     loader = random_images(model)
@@ -80,7 +81,7 @@ def test_bf16_mixed_precision_and_channels_last_through_the_trainer(name: str, o
     assert not any(m._forward_pre_hooks for m in model.modules())  # ChannelsLast removed its hooks at teardown
 
 
-def test_channels_last_gives_the_same_training_step(one_thread: None) -> None:  # noqa: F811
+def test_channels_last_gives_the_same_training_step() -> None:
     """The layout changes strides, not values: one SGD step in each layout, the same weights."""
     results = []
     for callbacks in ([], [ChannelsLast()]):
@@ -132,7 +133,7 @@ class Float64Finder(TorchFunctionMode):
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_a_training_step_makes_no_float64_tensor(name: str, one_thread: None) -> None:  # noqa: F811
+def test_a_training_step_makes_no_float64_tensor(name: str) -> None:
     """Apple's MPS has no float64: the forward pass, the loss, the backward pass, the optimiser, the
     metrics, the logging and the on-device augmentation of a real fit must all stay in float32."""
     torch.manual_seed(0)

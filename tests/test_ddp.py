@@ -11,24 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import config, run_cli
+from conftest import fit_on_two_processes
 from wandb_log import find_runs, read_run
 
 
 @pytest.mark.slow
 def test_perceptron_ddp_two_processes_one_wandb_run(tmp_path: Path) -> None:
-    weights = tmp_path / "weights"
-    result = run_cli(
-        [
-            "fit", "--config", config("perceptron/xor_weakness"), "--wandb",
-            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
-            "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "10",
-            "--trainer.callbacks+=probes.SaveRankWeights", f"--trainer.callbacks.directory={weights}",
-        ],
-        tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("[claim] xor_weakness") == 1  # said once, by rank zero
+    rank0, rank1, stdout = fit_on_two_processes("perceptron/xor_weakness", tmp_path, "--wandb", "--trainer.max_epochs", "10")
+    assert stdout.count("[claim] xor_weakness") == 1  # said once, by rank zero
 
     (run_file,) = find_runs(tmp_path / "wandb_root")  # exactly one run for two processes
     log = read_run(run_file)
@@ -38,7 +28,6 @@ def test_perceptron_ddp_two_processes_one_wandb_run(tmp_path: Path) -> None:
     assert log.summary["claim/reproduced"] is True
 
     # iterative parameter mixing: both processes end with the same weights, and they moved
-    rank0, rank1 = (torch.load(weights / f"rank{r}.pt") for r in (0, 1))
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key

@@ -11,20 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import config, run_cli
+from conftest import fit_on_two_processes as fit_under_ddp
 from wandb_log import find_runs, read_run
 
 pytestmark = pytest.mark.slow
-DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false"]
 
 
 def fit_on_two_processes(name: str, workdir: Path, *extra: str) -> tuple[dict, dict, str]:
-    weights = workdir / "weights"
-    args = ["fit", "--config", config(name), "--wandb", *DDP, "--trainer.callbacks+=probes.SaveRankWeights", f"--trainer.callbacks.directory={weights}"]
-    result = run_cli([*args, *extra], workdir, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(weights / f"rank{r}.pt") for r in (0, 1))
-    return rank0, rank1, result.stdout
+    return fit_under_ddp(name, workdir, "--wandb", *extra, timeout=300)
 
 
 def assert_in_step(rank0: dict, rank1: dict, parameter_names: set[str]) -> None:

@@ -13,22 +13,14 @@ import pytest
 import torch
 
 from ai_scratch.foundations.hopfield import HopfieldLearner
-from conftest import config, run_cli
+from conftest import fit_on_two_processes as fit_under_ddp
 from datamodules import PatternsDataModule
 
 pytestmark = pytest.mark.slow
-DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp", "--trainer.enable_progress_bar", "false", "--figures", "false"]
 
 
 def fit_on_two_processes(name: str, workdir: Path, *extra: str) -> tuple[dict, dict, str]:
-    weights = workdir / "weights"
-    result = run_cli(
-        ["fit", "--config", config(name), *DDP, "--trainer.callbacks+=probes.SaveRankWeights", f"--trainer.callbacks.directory={weights}", *extra],
-        workdir,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(weights / f"rank{r}.pt") for r in (0, 1))
-    return rank0, rank1, result.stdout
+    return fit_under_ddp(name, workdir, "--figures", "false", *extra)
 
 
 def test_hopfield_sums_the_hebbian_increments_of_both_processes(tmp_path: Path) -> None:
