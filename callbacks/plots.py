@@ -661,7 +661,11 @@ def learning_curves(history: Mapping[str, Sequence[tuple[int, float]]],
     pad = 0.5 if hi == lo else 0.03 * (hi - lo)  # a single epoch still gets a visible axis
 
     for ax, (panel, panel_title, series) in zip(axes, panels):
-        series = sorted(series, key=lambda s: (_split_of(s[0])[1],
+        # The panel's own metric first ("loss" in the loss panel), then the others by name: the
+        # standard train/val pair keeps the first colour in every panel, so that a companion such
+        # as train_eval_loss and train_eval_accuracy shares one colour across panels too.
+        series = sorted(series, key=lambda s: (_split_of(s[0])[1] != panel,
+                                               _split_of(s[0])[1],
                                                _SPLITS.index(_split_of(s[0])[0])
                                                if _split_of(s[0])[0] else 9))
         bases = list(dict.fromkeys(_split_of(name)[1] for name, _, _ in series))

@@ -124,6 +124,22 @@ def test_learning_curves_full_run(tmp_path):
     assert 0 <= bottom <= min(values) and max(values) <= top <= 1.05
 
 
+def test_learning_curves_companions_keep_one_colour_across_panels(tmp_path):
+    """train_eval_* (callbacks.GeneralizationGap) beside the train/val pair: the pair takes the
+    first colour in the loss and in the accuracy panel, the companion the second in both."""
+    ep = np.arange(6)
+    history = {name: list(zip(ep, np.linspace(start, end, 6))) for name, start, end in (
+        ("train_loss", 2.3, 0.5), ("val_loss", 2.3, 0.8), ("train_eval_loss", 2.3, 0.3),
+        ("train_accuracy", 0.1, 0.8), ("val_accuracy", 0.1, 0.7), ("train_eval_accuracy", 0.1, 0.9))}
+    fig = learning_curves(history)
+    render(fig, tmp_path, "learning_curves_companions")
+    loss_ax, acc_ax = fig.axes
+    colours = {line.get_label().split()[0]: line.get_color() for ax in (loss_ax, acc_ax) for line in ax.lines
+               if not line.get_label().startswith("_") and line.get_linestyle() != "None"}
+    assert colours["train_loss"] == colours["val_loss"] == colours["train_accuracy"] == colours["val_accuracy"]
+    assert colours["train_eval_loss"] == colours["train_eval_accuracy"] != colours["train_loss"]
+
+
 def test_learning_curves_single_epoch_and_missing_keys(tmp_path):
     fig = learning_curves({"train_loss": [(0, 0.71)], "val_accuracy": [(0, 0.5)]})
     render(fig, tmp_path, "single_epoch")
