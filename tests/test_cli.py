@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 import warnings
 from pathlib import Path
 
@@ -135,3 +137,22 @@ def test_online_without_credentials_falls_back_to_offline_with_one_warning(
     (run,) = find_runs(wandb_offline)
     log = read_run(run)
     assert log.project == "ai-from-scratch-perceptron" and log.exit_code == 0
+
+
+def test_only_the_console_command_freezes_the_set_up_out_of_garbage_collection(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console command's process ends with its run, so the objects alive when the run starts
+    are frozen (no full collection walks them mid-fit); a call from Python freezes nothing, or the
+    garbage of its later runs would never be collected."""
+    assert gc.get_freeze_count() == 0
+    main(["fit", "--config", XOR, *QUIET, "--trainer.max_epochs", "2"])
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(sys, "argv", ["ai-scratch", "fit", "--config", XOR, *QUIET, "--trainer.max_epochs", "2"])
+    try:
+        cli = main()
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+    assert cli.claim_result is not None and cli.claim_result.reproduced
+    assert frozen > 10_000  # torch, Lightning, the parser ... (hundreds of thousands of objects)
