@@ -96,6 +96,7 @@ def test_list_shows_models_and_experiments(capsys: pytest.CaptureFixture[str]) -
 
 def test_fit_then_validate_test_predict_from_the_checkpoint(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli = main(["fit", "--config", XOR, *QUIET])
+    assert gc.get_freeze_count() == 0  # a call from Python freezes nothing (see the console test below)
     assert cli.claim_result is not None and cli.claim_result.reproduced
     assert "[claim] xor_weakness: val_accuracy <= 0.75 expected" in capsys.readouterr().out
     run_dir = Path(cli.log_dir)
@@ -145,9 +146,7 @@ def test_only_the_console_command_freezes_the_set_up_out_of_garbage_collection(
     """The console command's process ends with its run, so the objects alive when the run starts
     are frozen (no full collection walks them mid-fit); a call from Python freezes nothing, or the
     garbage of its later runs would never be collected."""
-    assert gc.get_freeze_count() == 0
-    main(["fit", "--config", XOR, *QUIET, "--trainer.max_epochs", "2"])
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0  # and test_fit_then_validate_test_predict_from_the_checkpoint: still 0 after main([...])
     monkeypatch.setattr(sys, "argv", ["ai-scratch", "fit", "--config", XOR, *QUIET, "--trainer.max_epochs", "2"])
     try:
         cli = main()
