@@ -2,6 +2,8 @@
 
     python benchmarks/dropout_gap.py                        # seeds 0 to 9, about 17 minutes on 2 CPU cores
     python benchmarks/dropout_gap.py --seeds 0 1 2
+    python benchmarks/dropout_gap.py --set model.init_args.width=0.25 --set data.init_args.image_size=28 \
+        --set model.init_args.input_size=28      # another regime: the same overrides for both twins
 
 Krizhevsky et al. (2012), Section 4.2: "Without dropout, our network exhibits substantial
 overfitting." configs/alexnet/dropout_strength.yaml and overfitting_without_dropout_weakness.yaml
@@ -38,11 +40,12 @@ QUIET = ["--figures", "false", "--trainer.logger", "false", "--trainer.enable_ch
          "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--experiment.claim", "null"]  # fmt: skip
 
 
-def final_gaps(config: str, seed: int) -> tuple[float, float]:
+def final_gaps(config: str, seed: int, overrides: list[str] = ()) -> tuple[float, float]:
     """(accuracy gap, loss gap) at the end of one fit of ``configs/<config>.yaml``."""
     from ai_scratch.cli import main
 
-    cli = main(["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--seed_everything", str(seed), *QUIET])
+    settings = [f"--{setting}" if "=" in setting else setting for setting in overrides]
+    cli = main(["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--seed_everything", str(seed), *QUIET, *settings])
     metrics = cli.trainer.callback_metrics
     return float(metrics["generalization_gap"]), float(metrics["generalization_loss_gap"])
 
@@ -50,6 +53,8 @@ def final_gaps(config: str, seed: int) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config value for both twins, as ai-scratch takes it (repeatable)")
     options = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
@@ -60,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
         os.chdir(workdir)
         for seed in options.seeds:
-            with_dropout, without = final_gaps(CONFIGS["with dropout"], seed), final_gaps(CONFIGS["without"], seed)
+            with_dropout, without = (final_gaps(CONFIGS[name], seed, options.overrides) for name in ("with dropout", "without"))
             differences["accuracy"].append(without[0] - with_dropout[0])
             differences["loss"].append(without[1] - with_dropout[1])
             print(f"{seed:>4}  {with_dropout[0]:>14.3f} / {without[0]:<13.3f}  {with_dropout[1]:>12.3f} / {without[1]:<11.3f}", flush=True)

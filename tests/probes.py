@@ -30,3 +30,22 @@ class SlowEpochs(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         time.sleep(self.seconds)
+
+
+class StartWhenTold(Callback):
+    """Hold the fit at its start until the file ``go`` exists.
+
+    A test can then start the process early, so that its imports (about 10 s here) overlap other
+    work, and let it train only when the test is ready to watch it.
+    """
+
+    def __init__(self, go: str, timeout: float = 600.0) -> None:
+        self.go = Path(go)
+        self.timeout = timeout
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not self.go.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"StartWhenTold: {self.go} did not appear within {self.timeout:.0f} s")
+            time.sleep(0.02)
