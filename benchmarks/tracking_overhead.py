@@ -18,6 +18,10 @@ On a shared machine one repeat of the same fit varies by several seconds, more t
 Each repeat runs every variant back to back, so the ratio of a repeat's tracked time to the same
 repeat's baseline (a paired ratio) cancels the slow drifts of the machine; the script prints the
 median of the paired ratios and a bootstrap 90% interval for it (2,000 resamples, seeded).
+
+Each repeat of a variant stands for one `ai-scratch fit` process: as the console command does, the
+objects alive when the run starts are frozen out of the garbage collector, and after the clock
+stops they are thawed and collected, as that process's exit would.
 """
 
 from __future__ import annotations
