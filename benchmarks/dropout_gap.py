@@ -27,11 +27,13 @@ to 0.082, without 0.054 to 0.082; without minus with: mean -0.0005, [-0.0093, +0
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +46,12 @@ QUIET = ["--figures", "false", "--trainer.logger", "false", "--trainer.enable_ch
          "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--experiment.claim", "null"]  # fmt: skip
 
 
-def final_gaps(config: str, seed: int, overrides: list[str] = ()) -> tuple[float, float]:
-    """(accuracy gap, loss gap) at the end of one fit of ``configs/<config>.yaml``."""
+def final_gaps(config: str, seed: int, overrides: Sequence[str] = ()) -> tuple[float, float]:
+    """(accuracy gap, loss gap) at the end of one fit of ``configs/<config>.yaml``; ``overrides``
+    are ``KEY=VALUE`` settings, given to ai-scratch as ``--KEY=VALUE``."""
     from ai_scratch.cli import main
 
-    settings = [f"--{setting}" if "=" in setting else setting for setting in overrides]
+    settings = [f"--{setting}" for setting in overrides]
     cli = main(["fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--seed_everything", str(seed), *QUIET, *settings])
     metrics = cli.trainer.callback_metrics
     return float(metrics["generalization_gap"]), float(metrics["generalization_loss_gap"])
@@ -60,13 +63,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a config value for both twins, as ai-scratch takes it (repeatable)")
     options = parser.parse_args(argv)
+    if malformed := [setting for setting in options.overrides if "=" not in setting or setting.startswith("-")]:
+        parser.error(f"--set takes KEY=VALUE (e.g. model.init_args.width=0.25), got {malformed[0]!r}")
     warnings.filterwarnings("ignore")
     start = time.perf_counter()
     differences: dict[str, list[float]] = {"accuracy": [], "loss": []}
     print(f"{'seed':>4}  {'accuracy gap: with / without':>30}  {'loss gap: with / without':>26}")
     with tempfile.TemporaryDirectory() as workdir:
-        import os
-
         os.chdir(workdir)
         for seed in options.seeds:
             with_dropout, without = (final_gaps(CONFIGS[name], seed, options.overrides) for name in ("with dropout", "without"))

@@ -79,9 +79,7 @@ def run(variant: str, epochs: int, workdir: Path) -> float:
     ]  # fmt: skip
     args += VARIANTS[variant]
     os.chdir(workdir)
-    # As the console command does (its process ends with the run): the objects alive at the start
-    # are frozen, out of the garbage collector's way. Each repeat here stands for one such process,
-    # so after the clock stops they are thawed and collected, as the process's exit would.
+    # one console process per repeat (see the module docstring): frozen as it freezes, thawed after
     start = time.perf_counter()
     main(args, freeze_gc=True)
     seconds = time.perf_counter() - start
