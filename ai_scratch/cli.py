@@ -49,6 +49,7 @@ from ai_scratch.registry import PROJECT_ROOT, experiments, models
 from ai_scratch.tracking import TrackingError, resolve_mode
 from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
 from callbacks._wandb import module_info, wandb_installed, wandb_logger, warn_once
+from callbacks.dispatch import skip_unused_batch_hooks
 from callbacks.figures import ConvFilters
 
 DEFAULT_ROOT = "runs"
@@ -203,7 +204,9 @@ class AIScratchCLI(LightningCLI):
         if trainer_config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
             callbacks += self._default_checkpoints(experiment, trainer_config.get("max_epochs"))
         kwargs.update(logger=loggers or False, callbacks=callbacks)
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        skip_unused_batch_hooks(trainer.callbacks)  # a dozen callbacks would cost ~0.2 ms per batch
+        return trainer
 
     def _local_loggers(self, configured: Any, root: str, model_name: str, experiment: Experiment) -> list[Logger]:
         if configured is False:

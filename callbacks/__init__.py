@@ -13,6 +13,8 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
 * :class:`GeneralizationGap`: training-set accuracy measured as on the validation set, minus the
   validation accuracy, and the same in loss (``train_eval_accuracy``, ``generalization_gap``, ...).
 * :class:`ChannelsLast`: weights and image inputs in ``torch.channels_last`` (Lightning has no switch).
+* :func:`skip_unused_batch_hooks`: let Lightning pass over the per-batch hooks that callbacks
+  leave empty (each costs ~2.5 µs per batch per callback otherwise; see :mod:`callbacks.dispatch`).
 * Figures (:mod:`callbacks.figures`): learning curves, confusion matrix, decision boundary,
   gradient flow, convolution filters and feature maps; PNG under the run's log dir, and
   ``wandb.Image`` when a run exists.
@@ -22,6 +24,7 @@ the metadata and artifact callbacks use it when it is there.
 """
 
 from callbacks.artifacts import WandbCheckpointArtifacts
+from callbacks.dispatch import skip_unused_batch_hooks
 from callbacks.figures import (
     ConfusionMatrix,
     ConvFilters,
@@ -49,5 +52,6 @@ __all__ = [
     "WandbRunMetadata",
     "WandbWatch",
     "default_figures",
+    "skip_unused_batch_hooks",
     "tags_from_model_info",
 ]

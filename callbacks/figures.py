@@ -344,11 +344,16 @@ class GradientFlow(FigureCallback):
         self.weights_only = weights_only
         self.steps: list[int] = []
         self.norms: dict[str, list[float]] = {}
+        self._watched: list[tuple[str, nn.Parameter]] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # named_parameters() walks every submodule (metrics included): once per fit, not per record
+        self._watched = [(n, p) for n, p in pl_module.named_parameters() if p.ndim >= 2 or not self.weights_only]
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not trainer.is_global_zero or batch_idx % self.every_n_steps:
             return
-        named = [(n, p.grad) for n, p in pl_module.named_parameters() if p.grad is not None and (p.ndim >= 2 or not self.weights_only)]
+        named = [(n, p.grad) for n, p in self._watched if p.grad is not None]
         if not named:
             return
         norms = torch.stack([g.detach().float().norm(2) for _, g in named]).tolist()  # one device sync

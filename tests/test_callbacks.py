@@ -28,6 +28,7 @@ from callbacks import (
     WandbRunMetadata,
     WandbWatch,
     default_figures,
+    skip_unused_batch_hooks,
 )
 from callbacks import _wandb as wandb_helpers
 from wandb_log import find_runs, read_run
@@ -256,3 +257,47 @@ def test_metadata_init_kwargs_carry_what_wandb_fixes_at_start() -> None:
     assert kwargs["group"] == "g" and kwargs["job_type"] == "fit" and kwargs["notes"] == "n"
     assert kwargs["tags"] == ["a", "tiny", "module-9", "test", "engine-based", "pytorch"]
     assert kwargs["config"] == {"k": 1, "model_info": TinyClassifier().model_info()}
+
+
+class CountsBatches(L.Callback):
+    """Implements one per-batch hook; a subclass below extends it through super()."""
+
+    def __init__(self) -> None:
+        self.batch_ends = 0
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.batch_ends += 1
+
+
+class CountsBatchesTwice(CountsBatches):
+    def on_train_batch_end(self, *args: Any) -> None:
+        super().on_train_batch_end(*args)
+        self.batch_ends += 1
+
+
+def test_unused_batch_hooks_are_skipped_and_the_used_ones_still_run(tmp_path: Path) -> None:
+    counter, twice, flow, curves = CountsBatches(), CountsBatchesTwice(), GradientFlow(every_n_steps=1), LearningCurves()
+    by_epoch = ModelCheckpoint(dirpath=tmp_path / "epochs", monitor=None)
+    by_step = ModelCheckpoint(dirpath=tmp_path / "steps", monitor=None, every_n_train_steps=2, save_top_k=-1)
+    skipped = skip_unused_batch_hooks([counter, twice, flow, curves, by_epoch, by_step])
+    # inherited empty hooks are set aside on the instance; implemented ones, and a checkpoint that saves by step, are kept
+    assert counter.on_before_backward is None and curves.on_train_batch_end is None and by_epoch.on_train_batch_end is None
+    assert "CountsBatches.on_before_backward" in skipped and "ModelCheckpoint.on_train_batch_end" in skipped
+    assert callable(counter.on_train_batch_end) and callable(twice.on_train_batch_end) and callable(flow.on_train_batch_end)
+    assert callable(by_step.on_train_batch_end) and callable(curves.on_validation_end)
+    train, val = plane_loaders()  # 120 points in batches of 30: 4 batches per epoch
+    trainer(tmp_path, False, [counter, twice, flow, curves, by_epoch, by_step], max_epochs=2).fit(TinyClassifier(), train, val)
+    assert counter.batch_ends == 8 and twice.batch_ends == 16
+    assert flow.steps == list(range(1, 9)) and set(flow.norms) == {"net.0.weight", "net.2.weight"}
+    assert [epoch for epoch, _ in curves.history["val_loss"]] == [0, 1]
+    assert sorted(p.name for p in (tmp_path / "steps").glob("*.ckpt")) == [f"epoch={e}-step={s}.ckpt" for e, s in [(0, 2), (0, 4), (1, 6), (1, 8)]]
+    assert [p.name for p in (tmp_path / "epochs").glob("*.ckpt")] == ["epoch=1-step=8.ckpt"]
+
+
+def test_a_callback_that_takes_no_new_attributes_is_left_alone() -> None:
+    class Frozen(L.Callback):
+        def __setattr__(self, name: str, value: Any) -> None:
+            raise AttributeError(f"{name} is read-only")
+
+    callback = Frozen()
+    assert skip_unused_batch_hooks([callback]) == [] and callable(callback.on_train_batch_end)
