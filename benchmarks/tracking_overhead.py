@@ -10,14 +10,25 @@ same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the Wa
 on gradients, checkpoints (best and latest) and their artifacts, the run metadata, and the figures
 (learning curves, confusion matrix, gradient flow, filters and feature maps). Neither run draws a
 progress bar or checks the claim (the claim's test pass is not tracking). A third variant, tracked
-without figures, separates wandb's own cost from matplotlib's, and the time spent in the figure
-callbacks of each tracked run is printed beside it. The planning document's bar is an overhead
-under 5%.
+without figures, separates wandb's own cost from matplotlib's. The planning document's bar is an
+overhead under 5%.
 
-On a shared machine one repeat of the same fit varies by several seconds, more than the effect.
-Each repeat runs every variant back to back, so the ratio of a repeat's tracked time to the same
-repeat's baseline (a paired ratio) cancels the slow drifts of the machine; the script prints the
-median of the paired ratios and a bootstrap 90% interval for it (2,000 resamples, seeded).
+On a shared machine one repeat of the same fit varies by several seconds (10-20% here, with no
+steal time: the same work simply runs slower for a while), more than the effect. Two estimates:
+
+* End to end. Each repeat runs every variant back to back, so the ratio of a repeat's tracked time
+  to the same repeat's baseline (a paired ratio) cancels the slow drifts of the machine; the script
+  prints the median of the paired ratios and a bootstrap 90% interval for it (2,000 resamples,
+  seeded). Drifts faster than one fit still widen it.
+* Direct accounting. Inside each tracked run, the time spent in the tracking code, by component:
+  the hooks of the tracking callbacks (figures, checkpoints, checkpoint artifacts, wandb.watch,
+  run metadata, model summary), the loggers, wandb.init and the run's finish, and wandb.watch's
+  gradient hooks on the parameters. Its ratio to the rest of the same run is the overhead, and a
+  slow spell slows both alike. It leaves out what the clock cannot be put around: Lightning
+  calling the extra callbacks (~5 µs per batch once their unused batch hooks are skipped, see
+  callbacks/dispatch.py) and any effect on the training itself (caches, memory). With py-spy,
+  the sampled difference between the two variants matched the accounted time within a few
+  tenths of a second.
 
 Each repeat of a variant stands for one `ai-scratch fit` process: as the console command does, the
 objects alive when the run starts are frozen out of the garbage collector, and after the clock
@@ -27,6 +38,7 @@ stops they are thawed and collected, as that process's exit would.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import statistics
@@ -34,7 +46,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,23 +66,73 @@ VARIANTS = {
 }  # fmt: skip
 
 
-FIGURE_SECONDS: list[float] = []  # time in the figure callbacks (collect, draw, save, log) of the current run
+class Accounting:
+    """Time spent inside the tracking code of a tracked run, by component (see the module docstring).
+
+    Wraps, once per process, the hooks that each tracking callback class defines, the loggers'
+    methods, ``wandb.init``, the run's finish, the config copy into the run, and the gradient hooks
+    that ``wandb.watch`` puts on the parameters. Nested calls (a checkpoint save that triggers the
+    artifact callback, a figure that logs an image) count once, in the outermost component.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self._depth = 0
+
+    def timed(self, component: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:
+                return function(*args, **kwargs)
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[component] += time.perf_counter() - start
+                self._depth -= 1
+
+        return wrapper
+
+    def install(self) -> None:
+        import torch
+        import wandb
+        from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary
+        from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+        from ai_scratch.cli import AIScratchCLI, SaveConfigToRun
+        from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch
+        from callbacks.figures import FigureCallback
+
+        def subclasses(cls: type) -> list[type]:
+            return [cls] + [sub for child in cls.__subclasses__() for sub in subclasses(child)]
+
+        hooks = [name for name in dir(Callback) if name.startswith("on_") or name in ("setup", "teardown")]
+        components = {ModelCheckpoint: "checkpoints", WandbCheckpointArtifacts: "checkpoint artifacts",
+                      WandbWatch: "wandb.watch", WandbRunMetadata: "run metadata", ModelSummary: "model summary",
+                      **{cls: "figures" for cls in subclasses(FigureCallback)}}  # fmt: skip
+        for cls, component in components.items():
+            for name in hooks:
+                if name in vars(cls):  # the hooks this class itself defines
+                    setattr(cls, name, self.timed(component, vars(cls)[name]))
+        for cls in (CSVLogger, WandbLogger):
+            for name in ("log_metrics", "log_hyperparams", "log_graph", "save", "finalize", "after_save_checkpoint"):
+                if name in vars(cls):
+                    setattr(cls, name, self.timed("loggers", vars(cls)[name]))
+        wandb.init = self.timed("wandb.init and finish", wandb.init)
+        AIScratchCLI._finish_wandb = self.timed("wandb.init and finish", AIScratchCLI._finish_wandb)
+        SaveConfigToRun.save_config = self.timed("run metadata", SaveConfigToRun.save_config)
+        register_hook = torch.Tensor.register_hook
+
+        def register_timed_hook(tensor: torch.Tensor, hook: Callable[..., Any]) -> Any:
+            if getattr(hook, "__module__", "").startswith("wandb"):  # wandb.watch's per-parameter gradient hook
+                hook = self.timed("wandb.watch", hook)
+            return register_hook(tensor, hook)
+
+        torch.Tensor.register_hook = register_timed_hook  # type: ignore[method-assign]
 
 
-def time_figures() -> None:
-    """Count the time the figure callbacks take, to tell it from the rest of the tracking."""
-    from callbacks.figures import FigureCallback
-
-    emit = FigureCallback.emit
-
-    def timed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        try:
-            return emit(self, *args, **kwargs)
-        finally:
-            FIGURE_SECONDS.append(time.perf_counter() - start)
-
-    FigureCallback.emit = timed  # type: ignore[method-assign]
+ACCOUNTING = Accounting()
 
 
 def run(variant: str, epochs: int, workdir: Path) -> float:
@@ -103,29 +168,26 @@ def main() -> None:
         os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(workdir), WANDB_SILENT="true")
         for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
             os.environ[name] = str(workdir / name.lower())
-        time_figures()
         run("tracked", 1, workdir)  # warm-up: imports, wandb's service, data caches, allocator
+        ACCOUNTING.install()  # after the warm-up: every figure callback class is imported by now
         names = ["baseline"] + [name for name in options.variants if name != "baseline"]
         times: dict[str, list[float]] = {name: [] for name in names}
-        figure_times: list[float] = []
+        accounts: dict[str, list[Counter[str]]] = {name: [] for name in names}
         for repeat in range(options.repeats):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate who goes first
             for name in order:
-                FIGURE_SECONDS.clear()
+                ACCOUNTING.seconds.clear()
                 seconds = run(name, options.epochs, workdir)
                 times[name].append(seconds)
-                figures = f"   (figures {sum(FIGURE_SECONDS):.2f} s)" if FIGURE_SECONDS else ""
-                if FIGURE_SECONDS:
-                    figure_times.append(sum(FIGURE_SECONDS))
-                print(f"repeat {repeat + 1}: {name:<18} {seconds:7.2f} s{figures}", flush=True)
+                accounts[name].append(Counter(ACCOUNTING.seconds))
+                inside = sum(ACCOUNTING.seconds.values())
+                note = f"   (tracking code {inside:.2f} s, figures {ACCOUNTING.seconds['figures']:.2f} s)" if name != "baseline" else ""
+                print(f"repeat {repeat + 1}: {name:<18} {seconds:7.2f} s{note}", flush=True)
     # Noise on a shared machine only ever adds time: the minimum is the steadiest estimate,
     # the median is shown beside it.
     print()
     for name in names:
         print(f"{name:<18} min {min(times[name]):7.2f} s   median {statistics.median(times[name]):7.2f} s")
-    if figure_times:
-        print(f"{'figures':<18} min {min(figure_times):7.2f} s   median {statistics.median(figure_times):7.2f} s"
-              "   (of each tracked run: the figure callbacks' collect, draw, save and log)")
     for name in names[1:]:
         ratio = min(times[name]) / min(times["baseline"])
         median_ratio = statistics.median(times[name]) / statistics.median(times["baseline"])
@@ -133,6 +195,22 @@ def main() -> None:
         low, high = bootstrap_interval(paired)
         print(f"ratio {name} / baseline = {ratio:.3f} by min, {median_ratio:.3f} by median; paired: median"
               f" {statistics.median(paired):.3f}, 90% interval [{low:.3f}, {high:.3f}] over {len(paired)} repeats")
+    for name in names[1:]:
+        print_accounting(name, times[name], accounts[name])
+
+
+def print_accounting(name: str, times: list[float], accounts: list[Counter[str]]) -> None:
+    """The direct overhead of each repeat: time inside the tracking code over the rest of the run."""
+    inside = [sum(account.values()) for account in accounts]
+    overhead = [i / (t - i) for i, t in zip(inside, times, strict=True)]
+    low, high = bootstrap_interval(overhead)
+    print(f"\ntracking code in {name} (median over repeats; share of the rest of the run):")
+    for component in sorted({c for account in accounts for c in account}, key=lambda c: -statistics.median(a[c] for a in accounts)):
+        seconds = statistics.median(account[component] for account in accounts)
+        share = statistics.median(account[component] / (t - i) for account, t, i in zip(accounts, times, inside, strict=True))
+        print(f"  {component:<24} {seconds:6.2f} s  {100 * share:5.2f}%")
+    print(f"  {'all':<24} {statistics.median(inside):6.2f} s  {100 * statistics.median(overhead):5.2f}%"
+          f"   direct overhead ratio {1 + statistics.median(overhead):.3f}, 90% interval [{1 + low:.3f}, {1 + high:.3f}]")
 
 
 if __name__ == "__main__":

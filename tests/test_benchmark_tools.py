@@ -1,0 +1,74 @@
+"""The measuring tools of benchmarks/ (their timings are not tested; what they count is)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str) -> types.ModuleType:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+class Clock:
+    """A perf_counter that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def accounting_and_clock(monkeypatch: pytest.MonkeyPatch) -> tuple[object, Clock]:
+    module = load("tracking_overhead")
+    clock = Clock()
+    monkeypatch.setattr(module, "time", clock)
+    return module.Accounting(), clock
+
+
+def test_accounting_counts_nested_tracking_calls_once_in_the_outermost_component(accounting_and_clock) -> None:  # type: ignore[no-untyped-def]
+    accounting, clock = accounting_and_clock
+
+    def log_artifact() -> str:
+        clock.now += 2.0
+        return "logged"
+
+    timed_artifact = accounting.timed("checkpoint artifacts", log_artifact)
+
+    def save_checkpoint() -> str:
+        clock.now += 3.0
+        return timed_artifact()  # a checkpoint save triggers the artifact callback
+
+    assert accounting.timed("checkpoints", save_checkpoint)() == "logged"
+    assert timed_artifact() == "logged"
+    # the save's 5 s all count as checkpoints; the artifact logged on its own adds its 2 s
+    assert accounting.seconds == {"checkpoints": 5.0, "checkpoint artifacts": 2.0}
+
+
+def test_accounting_counts_a_call_that_raises_and_recovers(accounting_and_clock) -> None:  # type: ignore[no-untyped-def]
+    accounting, clock = accounting_and_clock
+
+    def network_down() -> None:
+        clock.now += 1.5
+        raise RuntimeError("network down")
+
+    with pytest.raises(RuntimeError):
+        accounting.timed("loggers", network_down)()
+    accounting.timed("figures", lambda: setattr(clock, "now", clock.now + 0.5))()
+    assert accounting.seconds == {"loggers": 1.5, "figures": 0.5}
