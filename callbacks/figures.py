@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import move_data_to_device
+from matplotlib import rc_context
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -88,13 +89,12 @@ class FigureCallback(Callback):
         data = self.collect(trainer, pl_module)
         if not trainer.is_global_zero:
             return []
-        drawn = self.draw(data, trainer, pl_module)
-        figures = {self.name: drawn} if isinstance(drawn, Figure) else dict(drawn or {})
-        directory = self.directory or Path(trainer.default_root_dir) / "figures"
-        paths = []
-        for name, figure in figures.items():
-            path = plots.save_figure(figure, directory / f"{name}{suffix}.png")
-            paths.append(path)
+        with rc_context(plots.RC):  # built and saved in one style, whoever draws the figure
+            drawn = self.draw(data, trainer, pl_module)
+            figures = {self.name: drawn} if isinstance(drawn, Figure) else dict(drawn or {})
+            directory = self.directory or Path(trainer.default_root_dir) / "figures"
+            paths = [plots.save_figure(figure, directory / f"{name}{suffix}.png") for name, figure in figures.items()]
+        for name, path in zip(figures, paths, strict=True):
             if self.log_to_wandb:
                 self._log_image(trainer, name, path)
         self.saved.extend(paths)

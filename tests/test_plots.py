@@ -465,13 +465,14 @@ def test_module_imports_no_pyplot_torch_or_wandb():
 
 
 def test_save_figure_lays_out_once_with_the_same_pixels(tmp_path) -> None:
-    """save_figure gives the pixels matplotlib's own savefig gives: for a figure laid out by hand
-    when it was built, and for a figure with a layout engine (a model's own figure), which
-    save_figure lays out once itself."""
+    """save_figure gives the pixels matplotlib's own savefig gives (in the house style, plots.RC):
+    for a figure laid out by hand when it was built, and for a figure with a layout engine (a
+    model's own figure), which save_figure lays out once itself."""
     import numpy as np
+    from matplotlib import rc_context
     from matplotlib.image import imread
 
-    from callbacks.plots import _new_figure, confusion_matrix, save_figure
+    from callbacks.plots import RC, _new_figure, confusion_matrix, save_figure
 
     def engine_figure() -> Figure:
         fig = _new_figure(6, 4)
@@ -486,5 +487,30 @@ def test_save_figure_lays_out_once_with_the_same_pixels(tmp_path) -> None:
     for name, make in (("by_hand", lambda: confusion_matrix(matrix)), ("engine", engine_figure)):
         ours = save_figure(make(), tmp_path / f"{name}_ours.png")
         reference = tmp_path / f"{name}_reference.png"
-        make().savefig(reference, format="png", dpi=100, facecolor="white")
+        with rc_context(RC):
+            make().savefig(reference, format="png", dpi=100, facecolor="white")
         assert np.array_equal(imread(ours), imread(reference)), name
+
+
+def test_the_house_style_holds_while_a_figure_is_built_and_saved_and_leaves_the_callers_settings(tmp_path) -> None:
+    import matplotlib
+    import numpy as np
+
+    from callbacks import plots
+
+    seen = []
+    original = plots._renderer
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(matplotlib.rcParams["text.hinting"])
+        return original(*args, **kwargs)
+
+    with matplotlib.rc_context({"text.hinting": "force_autohint"}):
+        plots._renderer = spy
+        try:
+            fig = plots.confusion_matrix(np.eye(3, dtype=int) * 5)
+        finally:
+            plots._renderer = original
+        plots.save_figure(fig, tmp_path / "matrix.png")
+        assert matplotlib.rcParams["text.hinting"] == "force_autohint"  # the caller's, untouched
+    assert seen and set(seen) == {plots.RC["text.hinting"]}  # the layout measured its text in the house style
