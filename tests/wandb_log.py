@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,10 +87,40 @@ def _key(item: Any) -> str:
     return "/".join(item.nested_key) if item.nested_key else item.key
 
 
+def finished_records(path: str | Path, timeout: float = 30.0, settle: float = 2.0) -> list[Any]:
+    """The records of a run's log once wandb has written all of it.
+
+    ``run.finish()`` returns before wandb's service has closed the run's stream: the request that
+    closes it is sent, not awaited, and the last block of the log reaches the file only then. So
+    a test that reads the log right after a run finished may find its tail missing (the exit
+    record, the last artifacts). Wait for the exit record; a run that was killed never writes one,
+    so a log that has not grown for ``settle`` seconds is taken as it is.
+    """
+    deadline = time.monotonic() + timeout
+    size, stable_since = -1, time.monotonic()
+    while True:
+        try:
+            records = read_records(path)
+        except ValueError:  # caught mid-write: a chunk whose bytes are not all there yet
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        if any(record.WhichOneof("record_type") == "exit" for record in records):
+            return records
+        now = time.monotonic()
+        current = Path(path).stat().st_size
+        if current != size:
+            size, stable_since = current, now
+        if now - stable_since >= settle or now >= deadline:
+            return records
+        time.sleep(0.05)
+
+
 def read_run(path: str | Path) -> RunLog:
-    """Assemble a :class:`RunLog` from ``run-<id>.wandb``."""
+    """Assemble a :class:`RunLog` from ``run-<id>.wandb`` (waiting for wandb to finish writing it)."""
     log = RunLog()
-    for record in read_records(path):
+    for record in finished_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run = record.run
