@@ -25,7 +25,7 @@ steal time: the same work simply runs slower for a while), more than the effect.
   run metadata, model summary), the loggers, wandb.init and the run's finish, and wandb.watch's
   gradient hooks on the parameters. Its ratio to the rest of the same run is the overhead, and a
   slow spell slows both alike. It leaves out what the clock cannot be put around: Lightning
-  calling the extra callbacks (~5 µs per batch once their unused batch hooks are skipped, see
+  calling the extra callbacks (under 10 µs per batch once their unused batch hooks are skipped, see
   callbacks/dispatch.py) and any effect on the training itself (caches, memory). With py-spy,
   the sampled difference between the two variants matched the accounted time within a few
   tenths of a second.
