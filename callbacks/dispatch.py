@@ -4,7 +4,7 @@ Lightning calls every callback at every hook: six times per training batch (batc
 before backward, after backward, before the optimizer step, before zero_grad, batch end), each
 call with a profiler context and a state-key string built for it, about 2.5 µs on a small CPU
 even when the hook is :class:`~lightning.pytorch.callbacks.Callback`'s empty default.
-Twelve callbacks make that some 0.2 ms per batch: a second or so of a 2,500-batch fit.
+Twelve callbacks make that some 0.2 ms per batch: half a second of a 2,500-batch fit.
 
 Lightning skips a hook that is not callable (``if callable(fn)`` in ``_call_callback_hooks``).
 :func:`skip_unused_batch_hooks` sets the per-batch hooks that a callback inherits unchanged from
