@@ -41,9 +41,10 @@ notebook. What each figure tells you:
 
 Conventions: every figure is built and saved with :data:`RC` in effect (text without font
 hinting: as readable at 100 dpi, a tenth faster to draw). Every figure's main title is its
-suptitle (``fig.get_suptitle()``); panels have their own axes titles. Nothing here uses ``matplotlib.pyplot``: there is no global figure
-registry and no GUI backend, each call builds its own figure (usable from a worker thread or
-process), and a figure is freed as soon as the caller drops it; there is nothing to close.
+suptitle (``fig.get_suptitle()``); panels have their own axes titles. Nothing here uses
+``matplotlib.pyplot``: there is no global figure registry and no GUI backend, each call builds its
+own figure (usable from a worker thread or process), and a figure is freed as soon as the caller
+drops it; there is nothing to close.
 Bad input shapes raise ``ValueError``; empty input gives a figure that says so. A figure is laid
 out once, when it is built (by hand, which costs a fraction of matplotlib's constrained layout:
 see "Hand layout" below), so it is ready to save; change it afterwards (new limits, labels) and
