@@ -1,5 +1,7 @@
 """``python -m ai_scratch`` is ``ai-scratch``."""
 
-from ai_scratch.cli import main
+import sys
 
-main()
+from ai_scratch.cli import console
+
+sys.exit(console())

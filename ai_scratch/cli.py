@@ -372,7 +372,8 @@ def compare_command(args: list[str]) -> int:
 
 
 def main(args: list[str] | None = None, freeze_gc: bool | None = None) -> AIScratchCLI | None:
-    """Console entry point of ``ai-scratch``; returns the CLI object (for tests and notebooks).
+    """Run ``ai-scratch`` with ``args`` (default: the command line); returns the CLI object (for
+    tests and notebooks). The console script is :func:`console`.
 
     ``freeze_gc`` (default: only for the console command, whose process ends with the run): see
     :class:`AIScratchCLI`.
@@ -397,5 +398,16 @@ def main(args: list[str] | None = None, freeze_gc: bool | None = None) -> AIScra
         sys.exit(2)
 
 
-if __name__ == "__main__":
+def console() -> int:
+    """The ``ai-scratch`` console script: :func:`main` on the command line, exit status 0.
+
+    pip's wrapper calls ``sys.exit(console())``; given the CLI object that :func:`main` returns,
+    sys.exit would print it and exit with status 1 after every successful run. Errors still exit
+    with status 2 from inside :func:`main`.
+    """
     main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(console())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 import warnings
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,16 @@ def test_only_the_console_command_freezes_the_set_up_out_of_garbage_collection(
         gc.unfreeze()
     assert cli.claim_result is not None and cli.claim_result.reproduced
     assert frozen > 10_000  # torch, Lightning, the parser ... (hundreds of thousands of objects)
+
+
+def test_the_console_script_exits_with_status_zero_after_a_fit(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip's wrapper runs ``sys.exit(<entry point>())``: a returned object would be printed and
+    turned into exit status 1 after every successful fit. The installed entry point, as pip has it."""
+    (script,) = [entry for entry in entry_points(group="console_scripts") if entry.name == "ai-scratch"]
+    monkeypatch.setattr(sys, "argv", ["ai-scratch", "fit", "--config", XOR, *QUIET, "--trainer.max_epochs", "2"])
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            sys.exit(script.load()())
+    finally:
+        gc.unfreeze()
+    assert exit_.value.code == 0
