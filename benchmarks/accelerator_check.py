@@ -9,8 +9,10 @@ Each config trains for one epoch on offline digits (512 of them for the Module 2
 `callbacks.ChannelsLast` callback, in a fresh process, and must exit 0 and report its claim line
 (the short fit is not expected to reproduce the claim; the line shows the run got to the end). The
 default precision is `16-mixed` on CUDA, `bf16-mixed` on the CPU and `32` on MPS (pass another with
-`--precision`); more than one device means `--trainer.strategy ddp`. With `--speed`,
-benchmarks/cnn_speed.py then compares our training step with torchvision's on the same device.
+`--precision`); more than one device means `--trainer.strategy ddp`, and `--strategy ddp` asks for
+it on one device too (a one-process NCCL group and the DDP wrapper: the code path of a multi-GPU
+run, on a machine with one GPU). With `--speed`, benchmarks/cnn_speed.py then compares our training
+step with torchvision's on the same device.
 """
 
 from __future__ import annotations
@@ -45,14 +47,15 @@ def detect() -> tuple[str, int]:
     return "cpu", 1
 
 
-def fit_command(config: str, accelerator: str, devices: int, precision: str) -> list[str]:
+def fit_command(config: str, accelerator: str, devices: int, precision: str, strategy: str | None = None) -> list[str]:
     command = [
         sys.executable, "-m", "ai_scratch", "fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--wandb",
         "--trainer.accelerator", accelerator, "--trainer.devices", str(devices), "--trainer.precision", precision,
         "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=callbacks.ChannelsLast",
     ]  # fmt: skip
-    if devices > 1:
-        command += ["--trainer.strategy", "ddp"]
+    strategy = strategy or ("ddp" if devices > 1 else None)
+    if strategy:
+        command += ["--trainer.strategy", strategy]
     if config.startswith("googlenet"):
         command += ["--model.aux_logits", "true"]  # the auxiliary heads, as the paper trained
     if "VisionDataModule" in (ROOT / "configs" / f"{config}.yaml").read_text():
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accelerator", choices=["cuda", "mps", "cpu"], help="default: what the machine has")
     parser.add_argument("--devices", type=int, help="default: every CUDA device, else 1")
     parser.add_argument("--precision", help="default: 16-mixed on CUDA, bf16-mixed on the CPU, 32 on MPS")
+    parser.add_argument("--strategy", help="the Trainer's strategy; default: ddp on more than one device, else auto")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument("--speed", action="store_true", help="then run benchmarks/cnn_speed.py on the device")
     options = parser.parse_args(argv)
@@ -72,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     accelerator = options.accelerator or found
     devices = options.devices or (count if accelerator == "cuda" else 1)
     precision = options.precision or DEFAULT_PRECISION[accelerator]
-    print(f"{accelerator} x {devices}, precision {precision}, channels_last", flush=True)
+    strategy = options.strategy or ("ddp" if devices > 1 else "auto")
+    print(f"{accelerator} x {devices}, strategy {strategy}, precision {precision}, channels_last", flush=True)
 
     failures = 0
     with tempfile.TemporaryDirectory() as workdir:
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         for config in options.configs:
             start = time.perf_counter()
             result = subprocess.run(
-                fit_command(config, accelerator, devices, precision), cwd=workdir, env=env, capture_output=True, text=True
+                fit_command(config, accelerator, devices, precision, strategy), cwd=workdir, env=env, capture_output=True, text=True
             )
             claim = next((line for line in result.stdout.splitlines() if line.startswith("[claim]")), "")
             ok = result.returncode == 0 and bool(claim)

@@ -81,7 +81,10 @@ class FigureCallback(Callback):
         if self.every_n_epochs and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self.emit(trainer, pl_module, suffix=f"_epoch{trainer.current_epoch:03d}")
 
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    # The end of training, not on_fit_end: by then the strategy has torn down and moved the module
+    # to the CPU, so collect() would run the model there and, under DDP on GPUs, its collective calls
+    # would hand CPU tensors to NCCL, which refuses them.
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.emit(trainer, pl_module)
 
     def emit(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> list[Path]:
@@ -204,6 +207,7 @@ class LearningCurves(FigureCallback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._record(trainer, ("train_", "learning_rate"), trainer.current_epoch - 1)
+        super().on_train_end(trainer, pl_module)  # then the final figure
 
     def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
         if not self.history:

@@ -214,6 +214,35 @@ def test_figures_that_do_not_apply_are_skipped(tmp_path: Path) -> None:
     assert linear_filters.saved == []
 
 
+class NoticesTeardown(TinyClassifier):
+    """Records when Lightning's strategy tears down: Strategy.teardown moves the module to the CPU."""
+
+    torn_down = False
+
+    def cpu(self) -> NoticesTeardown:
+        self.torn_down = True
+        return super().cpu()
+
+
+class RecordsWhenCollected(LearningCurves):
+    def collect(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Any:
+        self.collected_after_teardown = pl_module.torn_down
+        return super().collect(trainer, pl_module)
+
+
+def test_the_final_figures_are_collected_before_the_strategy_tears_down(tmp_path: Path) -> None:
+    # After teardown the module sits on the CPU: a confusion matrix computed then would run a GPU
+    # model's side pass on the CPU, and its DDP gather would hand CPU tensors to NCCL, which
+    # refuses them (seen on an H200 with strategy ddp).
+    figure, module = RecordsWhenCollected(), NoticesTeardown()
+    train, val = plane_loaders()
+    trainer(tmp_path, False, [figure], max_epochs=2).fit(module, train, val)
+    assert module.torn_down, "the probe must see the teardown, or this test proves nothing"
+    assert figure.collected_after_teardown is False
+    assert [epoch for epoch, _ in figure.history["train_loss"]] == [0, 1]  # the last epoch is drawn too
+    assert [p.name for p in figure.saved] == ["learning_curves.png"]
+
+
 def test_every_n_epochs_writes_numbered_figures(tmp_path: Path) -> None:
     curves = LearningCurves(every_n_epochs=2)
     train, val = plane_loaders()

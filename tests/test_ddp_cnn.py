@@ -72,6 +72,6 @@ def test_accelerator_check_script_on_two_cpu_processes() -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "cpu x 2, precision bf16-mixed, channels_last" in result.stdout
+    assert "cpu x 2, strategy ddp, precision bf16-mixed, channels_last" in result.stdout
     assert "ok  resnet/degradation_plain20" in result.stdout and "[claim] degradation_plain20" in result.stdout
     assert result.stdout.rstrip().endswith("all passed")
