@@ -28,7 +28,9 @@ class WandbWatch(Callback):
 
     Works on global rank zero only; with no WandbLogger or without wandb installed it warns once
     and does nothing. A module without trainable torch parameters (a NumPy-era learner) has no
-    gradients for wandb to hook, so only its parameters can be watched.
+    gradients for wandb to hook, so only its parameters can be watched. wandb's gradient hooks fire
+    during backward, before Lightning unscales: under ``precision="16-mixed"`` the gradient
+    histograms are multiplied by the GradScaler's loss scale (the parameters are not).
 
     Example::
 

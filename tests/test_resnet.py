@@ -328,3 +328,22 @@ def test_tiny_fit_steps_the_schedule_and_logs_block_gradient_norms() -> None:
     assert all(math.isfinite(v) and v > 0 for _, row in grad_rows for v in row.values())
     assert grad_rows[0][1] != grad_rows[1][1]
     assert trainer.optimizers[0].param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_block_gradient_norms_are_unscaled_under_16_bit_mixed_precision() -> None:
+    """A GradScaler multiplies the loss by 65,536 before backward; the logged norms must be those of
+    the true gradients, as in a float32 fit of the same weights on the same batch (first step)."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    images = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    data = DataLoader(TensorDataset(images, torch.tensor([0, 1, 2, 3])), batch_size=4)
+    norms = {}
+    # float16 autocast with a loss scaler on the CPU: what precision="16-mixed" does on a GPU
+    for name, plugins in {"32": None, "16-mixed": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}.items():
+        torch.manual_seed(0)
+        model = ResNet(**SMALL_CIFAR, grad_norm_every_n_steps=1)
+        quiet_trainer(max_steps=1, plugins=plugins).fit(model, data)
+        norms[name] = model.last_block_gradient_norms
+    assert set(norms["16-mixed"]) == {f"grad_norm/block_{i}" for i in range(1, 10)}
+    for key, full in norms["32"].items():
+        assert norms["16-mixed"][key] == pytest.approx(full, rel=0.05), key  # scaled, they would be 65,536x

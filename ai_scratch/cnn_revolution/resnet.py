@@ -77,9 +77,9 @@ scale, Goyal et al. 2017); ``stem="cifar"`` for the ImageNet family (a 3x3 strid
 no max pooling, for 32x32 images); ``width`` (multiplies every stage's channels).
 
 Per-block gradient norms: :meth:`ResNet.block_gradient_norms` gives the gradient norm of each
-block's parameters, and every ``grad_norm_every_n_steps`` optimizer steps ``on_after_backward`` logs
-them as ``grad_norm/block_N`` (N from 1 at the input) at that very step: the signal with which the
-paper's plain and residual networks part ways.
+block's parameters, and every ``grad_norm_every_n_steps`` optimizer steps ``on_before_optimizer_step``
+logs them as ``grad_norm/block_N`` (N from 1 at the input) at that very step: the signal with which
+the paper's plain and residual networks part ways.
 
 Example::
 
@@ -468,8 +468,9 @@ class ResNet(Classifier):
     def block_gradient_norms(self) -> dict[str, Tensor]:
         """The L2 norm of the gradient of each block's parameters, ``{"block_1": norm, ...}``.
 
-        Blocks whose parameters have no gradient yet are left out. Under 16-bit mixed precision the
-        gradients are still scaled when ``on_after_backward`` runs, and so are these norms.
+        Blocks whose parameters have no gradient yet are left out. Called by hand after a
+        ``backward()`` under a ``GradScaler``, it measures the scaled gradients; the Trainer's
+        ``on_before_optimizer_step`` (below) sees them unscaled.
         """
         norms = {}
         for index, block in enumerate(self.blocks(), start=1):
@@ -478,8 +479,13 @@ class ResNet(Classifier):
                 norms[f"block_{index}"] = torch.nn.utils.get_total_norm(grads).detach()
         return norms
 
-    def on_after_backward(self) -> None:
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Every ``grad_norm_every_n_steps`` steps, hand ``grad_norm/block_N`` to the loggers at this step.
+
+        Here, not in ``on_after_backward``: under ``precision="16-mixed"`` the gradients after
+        backward are multiplied by the GradScaler's loss scale (65,536 at first), and Lightning
+        unscales them just before this hook; with gradient accumulation it also runs once per
+        optimizer step rather than once per micro-batch.
 
         Straight to the loggers, not through ``self.log``: Lightning passes step values on only every
         ``log_every_n_steps`` steps, and then the latest one logged, so a value computed at step 0
