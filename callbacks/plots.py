@@ -1140,6 +1140,8 @@ def gradient_flow(steps: Sequence[int], norms: Mapping[str, Sequence[float]],
         ratio = means[0] / means[-1]
         verdict = ("much smaller near the input: vanishing gradients" if ratio < 1e-2 else
                    "much larger near the input: exploding gradients" if ratio > 1e2 else
+                   "smaller near the input, within 100x: not vanishing" if ratio < 0.1 else
+                   "larger near the input, within 100x: not exploding" if ratio > 10 else
                    "similar sizes across depth")
         notes.append(f"mean norm of first layer / last layer = {ratio:.2g} ({verdict})")
     if zeros.any():

@@ -339,6 +339,21 @@ def test_gradient_flow_vanishing(tmp_path):
     assert np.all(np.concatenate([line.get_ydata() for line in line_ax.lines]) > 0)
 
 
+@pytest.mark.parametrize(
+    ("first_over_last", "verdict"),
+    [
+        (1e-3, "much smaller near the input: vanishing gradients"),
+        (0.066, "smaller near the input, within 100x: not vanishing"),
+        (0.5, "similar sizes across depth"),
+        (20.0, "larger near the input, within 100x: not exploding"),
+        (1e3, "much larger near the input: exploding gradients"),
+    ],
+)
+def test_gradient_flow_note_names_the_ratio_honestly(first_over_last, verdict):
+    fig = gradient_flow([0, 1], {"first.weight": [first_over_last] * 2, "last.weight": [1.0, 1.0]})
+    assert f"= {first_over_last:.2g} ({verdict})" in fig._supxlabel.get_text()
+
+
 def test_gradient_flow_single_step_and_all_zero_layer(tmp_path):
     fig = gradient_flow([0], {"fc1.weight": [0.0], "fc2.weight": [0.3]})
     render(fig, tmp_path, "gradient_flow_single")
