@@ -97,6 +97,10 @@ class BaseModel(L.LightningModule):
     #: which the CLI therefore leaves out: e.g. a confusion matrix for an associative memory.
     skip_generic_figures: tuple[str, ...] = ()
 
+    #: Optimizer steps between two records of the gradient-flow figure; ``None`` keeps the
+    #: callback's own (10). A model that takes few steps (one per epoch) records every one.
+    gradient_flow_every_n_steps: int | None = None
+
     def figure_callbacks(self) -> list[Callback]:
         """The model's own figures (Hopfield recall, attention maps, ...), added by the CLI to the
         generic ones of ``callbacks.default_figures``. Subclasses of

@@ -51,7 +51,7 @@ from ai_scratch.tracking import TrackingError, resolve_mode
 from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
 from callbacks._wandb import module_info, wandb_installed, wandb_logger, warn_once
 from callbacks.dispatch import skip_unused_batch_hooks
-from callbacks.figures import ConvFilters
+from callbacks.figures import ConvFilters, GradientFlow
 
 DEFAULT_ROOT = "runs"
 
@@ -213,6 +213,8 @@ class AIScratchCLI(LightningCLI):
                 if isinstance(figure, ConvFilters):
                     layers = getattr(self.model, "feature_map_layers", None)
                     figure.layers = list(layers) if layers else None
+                if isinstance(figure, GradientFlow) and getattr(self.model, "gradient_flow_every_n_steps", None):
+                    figure.every_n_steps = int(self.model.gradient_flow_every_n_steps)
                 callbacks.append(figure)
             callbacks += list(self.model.figure_callbacks()) if hasattr(self.model, "figure_callbacks") else []
         if trainer_config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in callbacks):

@@ -326,13 +326,14 @@ class GradientFlow(FigureCallback):
     """Per-layer gradient L2 norms over training: do the early layers still learn?
 
     Args:
-        every_n_steps: record the norms every this many training batches.
+        every_n_steps: record the norms at every this many optimizer steps (0, n, 2n, ...).
         weights_only: record tensors with two or more dimensions (weights, filters) and skip
             biases and scales, one line per layer.
         every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
 
-    Reads the ``.grad`` of the module's parameters after each recorded batch (rank zero; DDP has
-    averaged them by then). A NumPy-era learner may put its gradients there too. A module that
+    Reads the ``.grad`` of the module's parameters just before the optimizer steps (rank zero):
+    DDP has averaged them by then, accumulated batches are summed, and under 16-bit mixed precision
+    Lightning has unscaled them. A NumPy-era learner may put its gradients there too. A module that
     learns without gradients gets no figure.
     """
 
@@ -354,8 +355,11 @@ class GradientFlow(FigureCallback):
         # named_parameters() walks every submodule (metrics included): once per fit, not per record
         self._watched = [(n, p) for n, p in pl_module.named_parameters() if p.ndim >= 2 or not self.weights_only]
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if not trainer.is_global_zero or batch_idx % self.every_n_steps:
+    # Before the optimizer step, not at the end of the batch: with gradient accumulation a batch
+    # may end without a step (its gradients a partial sum), and by the step's count, not the batch's
+    # index within the epoch, the records are evenly spaced across epochs.
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
+        if not trainer.is_global_zero or trainer.global_step % self.every_n_steps:
             return
         named = [(n, p.grad) for n, p in self._watched if p.grad is not None]
         if not named:

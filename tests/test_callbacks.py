@@ -250,6 +250,15 @@ def test_every_n_epochs_writes_numbered_figures(tmp_path: Path) -> None:
     assert sorted(p.name for p in curves.saved) == ["learning_curves.png", "learning_curves_epoch001.png", "learning_curves_epoch003.png"]
 
 
+def test_gradient_flow_records_once_per_optimizer_step_with_accumulated_batches(tmp_path: Path) -> None:
+    flow = GradientFlow(every_n_steps=2)
+    train, val = plane_loaders()  # 4 batches per epoch: 2 optimizer steps per epoch when 2 are accumulated
+    fit = L.Trainer(default_root_dir=tmp_path, logger=False, callbacks=[flow], max_epochs=3, accumulate_grad_batches=2,
+                    enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    fit.fit(TinyClassifier(), train, val)
+    assert fit.global_step == 6 and flow.steps == [0, 2, 4]  # evenly spaced across epochs, whole sums only
+
+
 def test_learning_curves_and_gradient_flow_keep_their_history_in_checkpoints() -> None:
     curves = LearningCurves()
     curves.history = {"val_loss": [(0, 1.0), (1, 0.5)]}
@@ -312,12 +321,13 @@ def test_unused_batch_hooks_are_skipped_and_the_used_ones_still_run(tmp_path: Pa
     # inherited empty hooks are set aside on the instance; implemented ones, and a checkpoint that saves by step, are kept
     assert counter.on_before_backward is None and curves.on_train_batch_end is None and by_epoch.on_train_batch_end is None
     assert "CountsBatches.on_before_backward" in skipped and "ModelCheckpoint.on_train_batch_end" in skipped
-    assert callable(counter.on_train_batch_end) and callable(twice.on_train_batch_end) and callable(flow.on_train_batch_end)
+    assert callable(counter.on_train_batch_end) and callable(twice.on_train_batch_end) and callable(flow.on_before_optimizer_step)
+    assert flow.on_train_batch_end is None
     assert callable(by_step.on_train_batch_end) and callable(curves.on_validation_end)
     train, val = plane_loaders()  # 120 points in batches of 30: 4 batches per epoch
     trainer(tmp_path, False, [counter, twice, flow, curves, by_epoch, by_step], max_epochs=2).fit(TinyClassifier(), train, val)
     assert counter.batch_ends == 8 and twice.batch_ends == 16
-    assert flow.steps == list(range(1, 9)) and set(flow.norms) == {"net.0.weight", "net.2.weight"}
+    assert flow.steps == list(range(8)) and set(flow.norms) == {"net.0.weight", "net.2.weight"}
     assert [epoch for epoch, _ in curves.history["val_loss"]] == [0, 1]
     assert sorted(p.name for p in (tmp_path / "steps").glob("*.ckpt")) == [f"epoch={e}-step={s}.ckpt" for e, s in [(0, 2), (0, 4), (1, 6), (1, 8)]]
     assert [p.name for p in (tmp_path / "epochs").glob("*.ckpt")] == ["epoch=1-step=8.ckpt"]

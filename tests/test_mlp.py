@@ -246,7 +246,7 @@ def test_vanishing_gradients_through_the_cli_with_wandb_and_figures(wandb_offlin
     assert np.mean(flow.norms["learned.weight1"]) / np.mean(flow.norms["learned.weight11"]) == pytest.approx(observed, rel=1e-3)
     # the CLI lets Lightning pass over the per-batch hooks its callbacks leave empty (the flow's ran: 300 steps)
     watch = next(c for c in cli.trainer.callbacks if isinstance(c, WandbWatch))
-    assert watch.on_train_batch_end is None and watch.on_after_backward is None and callable(flow.on_train_batch_end)
+    assert watch.on_train_batch_end is None and watch.on_after_backward is None and callable(flow.on_before_optimizer_step)
     figures = {p.stem for p in (Path(cli.log_dir) / "figures").glob("*.png")}
     assert {"gradient_flow", "hidden_units", "decision_boundary", "learning_curves"} <= figures, figures
 
