@@ -47,15 +47,13 @@ def detect() -> tuple[str, int]:
     return "cpu", 1
 
 
-def fit_command(config: str, accelerator: str, devices: int, precision: str, strategy: str | None = None) -> list[str]:
+def fit_command(config: str, accelerator: str, devices: int, precision: str, strategy: str) -> list[str]:
     command = [
         sys.executable, "-m", "ai_scratch", "fit", "--config", str(ROOT / "configs" / f"{config}.yaml"), "--wandb",
         "--trainer.accelerator", accelerator, "--trainer.devices", str(devices), "--trainer.precision", precision,
-        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.callbacks+=callbacks.ChannelsLast",
+        "--trainer.strategy", strategy, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+        "--trainer.callbacks+=callbacks.ChannelsLast",
     ]  # fmt: skip
-    strategy = strategy or ("ddp" if devices > 1 else None)
-    if strategy:
-        command += ["--trainer.strategy", strategy]
     if config.startswith("googlenet"):
         command += ["--model.aux_logits", "true"]  # the auxiliary heads, as the paper trained
     if "VisionDataModule" in (ROOT / "configs" / f"{config}.yaml").read_text():
