@@ -103,7 +103,7 @@ def image_loaders() -> tuple[DataLoader, DataLoader]:
     return DataLoader(data, batch_size=16), DataLoader(data, batch_size=32)
 
 
-def trainer(root: Path, logger: Any, callbacks: list[Any], max_epochs: int = 4) -> L.Trainer:
+def trainer(root: Path, logger: Any, callbacks: list[Any], max_epochs: int = 4, **settings: Any) -> L.Trainer:
     return L.Trainer(
         default_root_dir=root,
         logger=logger,
@@ -112,6 +112,7 @@ def trainer(root: Path, logger: Any, callbacks: list[Any], max_epochs: int = 4) 
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=1,
+        **settings,
     )
 
 
@@ -253,8 +254,7 @@ def test_every_n_epochs_writes_numbered_figures(tmp_path: Path) -> None:
 def test_gradient_flow_records_once_per_optimizer_step_with_accumulated_batches(tmp_path: Path) -> None:
     flow = GradientFlow(every_n_steps=2)
     train, val = plane_loaders()  # 4 batches per epoch: 2 optimizer steps per epoch when 2 are accumulated
-    fit = L.Trainer(default_root_dir=tmp_path, logger=False, callbacks=[flow], max_epochs=3, accumulate_grad_batches=2,
-                    enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    fit = trainer(tmp_path, False, [flow], max_epochs=3, accumulate_grad_batches=2, enable_checkpointing=False)
     fit.fit(TinyClassifier(), train, val)
     assert fit.global_step == 6 and flow.steps == [0, 2, 4]  # evenly spaced across epochs, whole sums only
 
