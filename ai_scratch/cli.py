@@ -166,8 +166,8 @@ class AIScratchCLI(LightningCLI):
         parser.add_argument("--wandb", action="store_true", help="Track the run in Weights & Biases.")
         parser.add_argument("--wandb_mode", type=str | None, default=None, help="online, offline or disabled (default: WANDB_MODE, else online).")
         parser.add_argument("--wandb_project", type=str | None, default=None, help="wandb project (default: ai-from-scratch-{model}).")
-        parser.add_argument("--watch", type=Literal["gradients", "parameters", "all", "none"], default="gradients", help="What wandb.watch logs.")
-        parser.add_argument("--watch_freq", type=int, default=100, help="wandb.watch logs histograms every this many batches.")
+        parser.add_argument("--watch", type=Literal["gradients", "parameters", "all", "none"], default="gradients", help="What WandbWatch logs as histograms in the wandb history.")
+        parser.add_argument("--watch_freq", type=int, default=100, help="WandbWatch logs histograms every this many optimizer steps.")
         parser.add_argument("--figures", type=bool, default=True, help="Draw the figures (PNG in the log dir, images in wandb).")
         parser.add_argument("--figures_every_n_epochs", type=int | None, default=None, help="Also draw figures every this many epochs.")
 

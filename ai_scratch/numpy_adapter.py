@@ -16,7 +16,7 @@ metrics and the same callbacks serve it as they serve the PyTorch models:
   rule's updates as optimiser steps, so that ``global_step`` (checkpoints, logging steps) advances;
 * tensors become float32 arrays on the way in and scores come back as tensors;
 * the learned arrays are mirrored in ``nn.Parameter`` s (``model.learned``), so that the state
-  dict, the parameter count and ``wandb.watch`` see them;
+  dict, the parameter count and the watch's histograms see them;
 * the learner's full state (arrays and random generator) is stored in the Lightning checkpoint
   under ``"numpy_learner"`` and restored from it, so ``--ckpt_path`` resumes exactly;
 * under DDP every process applies the rule to its own shard of the batch and then the learned

@@ -6,9 +6,10 @@ the same fit with no logger and no callbacks, alternating in one process, and th
     python benchmarks/tracking_overhead.py --repeats 8 --variants baseline tracked   # paired, tighter
 
 Both runs train the same network on the same data (configs/lenet5/mnist.yaml, seeded) through the
-same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the WandbLogger, wandb.watch
-on gradients, checkpoints (best and latest) and their artifacts, the run metadata, and the figures
-(learning curves, confusion matrix, gradient flow, filters and feature maps). Neither run draws a
+same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the WandbLogger, the
+gradient histograms (callbacks.WandbWatch), checkpoints (best and latest) and their artifacts, the
+run metadata, and the figures (learning curves, confusion matrix, gradient flow, filters and
+feature maps). Neither run draws a
 progress bar or checks the claim (the claim's test pass is not tracking). A third variant, tracked
 without figures, separates wandb's own cost from matplotlib's. The planning document's bar is an
 overhead under 5%.
@@ -21,10 +22,9 @@ steal time: the same work simply runs slower for a while), more than the effect.
   prints the median of the paired ratios and a bootstrap 90% interval for it (2,000 resamples,
   seeded). Drifts faster than one fit still widen it.
 * Direct accounting. Inside each tracked run, the time spent in the tracking code, by component:
-  the hooks of the tracking callbacks (figures, checkpoints, checkpoint artifacts, wandb.watch,
-  run metadata, model summary), the loggers, wandb.init and the run's finish, and wandb.watch's
-  gradient hooks on the parameters. Its ratio to the rest of the same run is the overhead, and a
-  slow spell slows both alike. It leaves out what the clock cannot be put around: Lightning
+  the hooks of the tracking callbacks (figures, checkpoints, checkpoint artifacts, gradient
+  histograms, run metadata, model summary), the loggers, and wandb.init and the run's finish. Its
+  ratio to the rest of the same run is the overhead, and a slow spell slows both alike. It leaves out what the clock cannot be put around: Lightning
   calling the extra callbacks (under 10 µs per batch once their unused batch hooks are skipped, see
   callbacks/dispatch.py) and any effect on the training itself (caches, memory). With py-spy,
   the sampled difference between the two variants matched the accounted time within a few
@@ -70,9 +70,9 @@ class Accounting:
     """Time spent inside the tracking code of a tracked run, by component (see the module docstring).
 
     Wraps, once per process, the hooks that each tracking callback class defines, the loggers'
-    methods, ``wandb.init``, the run's finish, the config copy into the run, and the gradient hooks
-    that ``wandb.watch`` puts on the parameters. Nested calls (a checkpoint save that triggers the
-    artifact callback, a figure that logs an image) count once, in the outermost component.
+    methods, ``wandb.init``, the run's finish and the config copy into the run. Nested calls (a
+    checkpoint save that triggers the artifact callback, a figure that logs an image) count once,
+    in the outermost component.
     """
 
     def __init__(self) -> None:
@@ -95,7 +95,6 @@ class Accounting:
         return wrapper
 
     def install(self) -> None:
-        import torch
         import wandb
         from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary
         from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -109,7 +108,7 @@ class Accounting:
 
         hooks = [name for name in dir(Callback) if name.startswith("on_") or name in ("setup", "teardown")]
         components = {ModelCheckpoint: "checkpoints", WandbCheckpointArtifacts: "checkpoint artifacts",
-                      WandbWatch: "wandb.watch", WandbRunMetadata: "run metadata", ModelSummary: "model summary",
+                      WandbWatch: "watch histograms", WandbRunMetadata: "run metadata", ModelSummary: "model summary",
                       **{cls: "figures" for cls in subclasses(FigureCallback)}}  # fmt: skip
         for cls, component in components.items():
             for name in hooks:
@@ -122,14 +121,6 @@ class Accounting:
         wandb.init = self.timed("wandb.init and finish", wandb.init)
         AIScratchCLI._finish_wandb = self.timed("wandb.init and finish", AIScratchCLI._finish_wandb)
         SaveConfigToRun.save_config = self.timed("run metadata", SaveConfigToRun.save_config)
-        register_hook = torch.Tensor.register_hook
-
-        def register_timed_hook(tensor: torch.Tensor, hook: Callable[..., Any]) -> Any:
-            if getattr(hook, "__module__", "").startswith("wandb"):  # wandb.watch's per-parameter gradient hook
-                hook = self.timed("wandb.watch", hook)
-            return register_hook(tensor, hook)
-
-        torch.Tensor.register_hook = register_timed_hook  # type: ignore[method-assign]
 
 
 ACCOUNTING = Accounting()

@@ -6,7 +6,8 @@ zero only, makes no collective call inside rank-zero code, and, when wandb is no
 Trainer has no WandbLogger, warns once and carries on (figures are still written as PNG files).
 :class:`GeneralizationGap` and :class:`ChannelsLast` act on every process, as they must under DDP.
 
-* :class:`WandbWatch`: ``wandb.watch`` gradients / parameters / all, unwatched at the end.
+* :class:`WandbWatch`: histograms of the gradients / parameters / both, binned and named as
+  ``wandb.watch`` does, taken at optimizer steps (unscaled under mixed precision).
 * :class:`WandbCheckpointArtifacts`: every checkpoint as a versioned model Artifact (aliases
   ``latest``, ``best``, ``epoch-N``, ``final``; metadata epoch, step, score, model info), offline too.
 * :class:`WandbRunMetadata`: tags, notes and config from the model's info and the experiment.
