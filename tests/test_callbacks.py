@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
+from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import (
@@ -249,6 +250,33 @@ def test_every_n_epochs_writes_numbered_figures(tmp_path: Path) -> None:
     train, val = plane_loaders()
     trainer(tmp_path, False, [curves], max_epochs=4).fit(TinyClassifier(), train, val)
     assert sorted(p.name for p in curves.saved) == ["learning_curves.png", "learning_curves_epoch001.png", "learning_curves_epoch003.png"]
+
+
+def test_the_final_figures_are_written_and_logged_by_the_end_of_the_fit(wandb_offline: Path) -> None:
+    """The writer thread encodes the PNGs while the next figure is drawn; by the time fit returns
+    every file is complete and every image is in the run, in the order drawn."""
+    figures = [LearningCurves(), ConfusionMatrix(), GradientFlow(every_n_steps=1)]
+    logger = WandbLogger(project="writer-test", save_dir=str(wandb_offline))
+    train, val = plane_loaders()
+    trainer(wandb_offline.parent, logger, list(figures), max_epochs=2).fit(TinyClassifier(), train, val)
+    logger.experiment.finish()
+    paths = [path for figure in figures for path in figure.saved]
+    assert [p.name for p in paths] == ["learning_curves.png", "confusion_matrix.png", "gradient_flow.png"]
+    for path in paths:
+        with Image.open(path) as image:
+            image.load()  # a truncated file would fail here
+            assert image.size[0] > 300 and image.info["dpi"] == pytest.approx((100, 100), abs=0.01)
+    assert all(not figure._pending for figure in figures)
+    log = read_run(find_runs(wandb_offline)[0])
+    logged = [key.split("/")[1] for row in log.history for key in row if key.startswith("figures/") and key.endswith("/_type")]
+    assert logged == ["learning_curves", "confusion_matrix", "gradient_flow"]
+
+
+def test_a_figure_that_cannot_be_written_fails_the_fit_with_the_cause(tmp_path: Path) -> None:
+    (tmp_path / "figures").write_text("a file where the figures folder should be")
+    train, val = plane_loaders()
+    with pytest.raises(FileExistsError):
+        trainer(tmp_path, False, [LearningCurves()], max_epochs=1).fit(TinyClassifier(), train, val)
 
 
 def test_gradient_flow_records_once_per_optimizer_step_with_accumulated_batches(tmp_path: Path) -> None:
