@@ -72,3 +72,22 @@ def test_accounting_counts_a_call_that_raises_and_recovers(accounting_and_clock)
         accounting.timed("loggers", network_down)()
     accounting.timed("figures", lambda: setattr(clock, "now", clock.now + 0.5))()
     assert accounting.seconds == {"loggers": 1.5, "figures": 0.5}
+
+
+def test_figure_speed_draws_the_five_figures_of_a_lenet5_fit(tmp_path: Path) -> None:
+    from callbacks import plots
+
+    module = load("figure_speed")
+    figures = [build() for build in module.lenet5_figures()]
+    titles = [figure.get_suptitle() for figure in figures]
+    assert [title.split(":")[0] for title in titles] == ["Learning curves", "Confusion matrix", "Gradient flow", "First-layer filters", "Feature maps"]
+    for index, figure in enumerate(figures):
+        assert plots.save_figure(figure, tmp_path / f"{index}.png").stat().st_size > 10_000
+
+
+def test_figure_speed_refuses_a_folder_without_matplotlib(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    module = load("figure_speed")
+    monkeypatch.setattr(sys, "argv", ["figure_speed.py", "--against", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        module.main()
+    assert exit_info.value.code == 2 and "no matplotlib package in that folder" in capsys.readouterr().err
