@@ -22,11 +22,16 @@ class WandbWatch(Callback):
     """Histograms of the gradients (``gradients/<parameter>``), of the parameters
     (``parameters/<parameter>``) or both, every ``log_freq`` optimizer steps, in the wandb run's history.
 
-    The keys, the binning (64 equal bins between the tensor's smallest and largest finite value)
-    and the place in the history (added to the row that Lightning's next metrics complete) are
-    those of ``wandb.watch``; what differs is when the histograms are taken. ``wandb.watch`` hooks
-    every parameter's backward and logs each histogram as it comes. Here they are taken together
-    just before the optimizer step (Lightning's ``on_before_optimizer_step``), which makes them:
+    The keys and the binning (64 equal bins between the tensor's smallest and largest finite value)
+    are those of ``wandb.watch``; what differs is when the histograms are taken and where they go.
+    ``wandb.watch`` hooks every parameter's backward, logs each histogram as it comes, and adds it
+    to the history row that the module's next metrics complete, so every histogram logged before
+    then overwrites the previous one (a module that logs once per epoch keeps the last of each
+    epoch). Here they are taken together just before the optimizer step (Lightning's
+    ``on_before_optimizer_step``) and logged as a row of their own with ``trainer/global_step``,
+    the x axis that Lightning's WandbLogger gives every metric, which makes them:
+
+    * all kept, each at its step;
 
     * the gradients the optimizer applies: under ``precision="16-mixed"`` Lightning has unscaled
       them by then (in ``wandb.watch``'s backward hooks they are multiplied by the GradScaler's
@@ -92,7 +97,11 @@ class WandbWatch(Callback):
             if self.log_kind in ("parameters", "all"):
                 tensors[f"parameters/{name}"] = parameter
         if tensors:
-            self._run.log(histograms(tensors), commit=False)
+            # A row of its own, at this step: added to the open row instead (commit=False, as
+            # wandb.watch does), the histograms of every step until the module next logged would
+            # overwrite each other there, and a module that logs once per epoch would keep only
+            # the last of each epoch. The step key is the x axis WandbLogger gives every metric.
+            self._run.log({**histograms(tensors), "trainer/global_step": trainer.global_step})
 
     def _stop(self) -> None:
         self._run, self._parameters = None, []

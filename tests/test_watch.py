@@ -107,6 +107,29 @@ def test_every_log_freq_optimizer_steps_gradients_and_parameters(wandb_offline: 
         assert len(histogram_rows(log, f"parameters/{name}")) == 3, name
 
 
+class EpochLogger(StepLogger):
+    """Logs its loss once per epoch only, as most of the models here do: no row ends mid-epoch."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+
+def test_each_step_s_histograms_are_kept_at_their_step_when_the_module_logs_once_per_epoch(wandb_offline: Path) -> None:
+    """Added to the open row (wandb.watch's way), the histograms of steps 0, 2 and 4 would overwrite
+    each other until the epoch's metrics close the row: only step 4's would be left."""
+    torch.manual_seed(0)
+    logger = WandbLogger(project="watch-test", save_dir=str(wandb_offline))
+    trainer = L.Trainer(default_root_dir=wandb_offline, logger=logger, callbacks=[WandbWatch(log_freq=2)], max_epochs=1,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)  # fmt: skip
+    trainer.fit(EpochLogger(), loader(6))
+    logger.experiment.finish()
+    rows = histogram_rows(read_run(find_runs(wandb_offline)[0]), "gradients/net.0.weight")
+    assert [row["trainer/global_step"] for row in rows] == [0, 2, 4]
+
+
 def test_gradient_histograms_are_unscaled_under_16_bit_mixed_precision(wandb_offline: Path) -> None:
     """A GradScaler multiplies the loss by 65,536 before backward (wandb.watch's hooks see that);
     the histogram of the first step's gradient must span what it spans in float32."""
