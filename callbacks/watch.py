@@ -26,20 +26,19 @@ class WandbWatch(Callback):
     are those of ``wandb.watch``; what differs is when the histograms are taken and where they go.
     ``wandb.watch`` hooks every parameter's backward, logs each histogram as it comes, and adds it
     to the history row that the module's next metrics complete, so every histogram logged before
-    then overwrites the previous one (a module that logs once per epoch keeps the last of each
-    epoch). Here they are taken together just before the optimizer step (Lightning's
+    then overwrites the previous one (a module that logs once per epoch keeps only the last of
+    each epoch). Here they are taken together just before the optimizer step (Lightning's
     ``on_before_optimizer_step``) and logged as a row of their own with ``trainer/global_step``,
     the x axis that Lightning's WandbLogger gives every metric, which makes them:
 
     * all kept, each at its step;
-
     * the gradients the optimizer applies: under ``precision="16-mixed"`` Lightning has unscaled
       them by then (in ``wandb.watch``'s backward hooks they are multiplied by the GradScaler's
       loss scale, 65,536 at first), and under gradient accumulation they are the summed gradient
       of the step, not each batch's partial sum;
     * one history update per step for all tensors, not one per tensor: each update costs wandb
-      about a millisecond, so with LeNet-5's 12 tensors ``wandb.watch`` spent 0.4 s of a 45-second
-      fit on them (``benchmarks/tracking_overhead.py``), this about a quarter of that.
+      about a millisecond, so with LeNet-5's 12 tensors ``wandb.watch`` spent 0.48 s of a 45-second
+      fit on them, this 0.17 s (``benchmarks/tracking_overhead.py``).
 
     Args:
         log: what to watch: ``"gradients"``, ``"parameters"`` or ``"all"``.
