@@ -103,12 +103,10 @@ class WandbWatch(Callback):
             self._run.log({**histograms(tensors), "trainer/global_step": trainer.global_step})
 
     def _stop(self) -> None:
-        self._run, self._parameters = None, []
-        if self._graph_watched is not None:
-            import wandb
-
+        run, self._run, self._parameters = self._run, None, []
+        if self._graph_watched is not None and run is not None:
             module, self._graph_watched = self._graph_watched, None
-            wandb.unwatch(module)
+            run.unwatch(module)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop()

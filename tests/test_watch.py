@@ -98,8 +98,10 @@ def test_histograms_are_binned_as_wandb_watch_bins_them(wandb_offline: Path) -> 
     assert sum(row["ours/with_nan_and_inf/values"]) == 3  # the finite values only
 
 
-def test_every_log_freq_optimizer_steps_gradients_and_parameters(wandb_offline: Path) -> None:
-    log = fit(wandb_offline, WandbWatch(log="all", log_freq=2), batches=6)
+def test_every_log_freq_optimizer_steps_gradients_parameters_and_the_graph(wandb_offline: Path) -> None:
+    watch = WandbWatch(log="all", log_freq=2, log_graph=True)
+    log = fit(wandb_offline, watch, batches=6)
+    assert "graph_0" in log.summary and watch._graph_watched is None  # the graph through wandb.watch, unwatched
     names = [name for name, _ in StepLogger().named_parameters()]
     for name in names:
         # steps 0, 2 and 4 of six, each in its own row
