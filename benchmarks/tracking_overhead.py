@@ -9,10 +9,9 @@ Both runs train the same network on the same data (configs/lenet5/mnist.yaml, se
 same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the WandbLogger, the
 gradient histograms (callbacks.WandbWatch), checkpoints (best and latest) and their artifacts, the
 run metadata, and the figures (learning curves, confusion matrix, gradient flow, filters and
-feature maps). Neither run draws a
-progress bar or checks the claim (the claim's test pass is not tracking). A third variant, tracked
-without figures, separates wandb's own cost from matplotlib's. The planning document's bar is an
-overhead under 5%.
+feature maps). Neither run draws a progress bar or checks the claim (the claim's test pass is not
+tracking). A third variant, tracked without figures, separates wandb's own cost from matplotlib's.
+The planning document's bar is an overhead under 5%.
 
 On a shared machine one repeat of the same fit varies by several seconds (10-20% here, with no
 steal time: the same work simply runs slower for a while), more than the effect. Two estimates:
@@ -24,11 +23,11 @@ steal time: the same work simply runs slower for a while), more than the effect.
 * Direct accounting. Inside each tracked run, the time spent in the tracking code, by component:
   the hooks of the tracking callbacks (figures, checkpoints, checkpoint artifacts, gradient
   histograms, run metadata, model summary), the loggers, and wandb.init and the run's finish. Its
-  ratio to the rest of the same run is the overhead, and a slow spell slows both alike. It leaves out what the clock cannot be put around: Lightning
-  calling the extra callbacks (under 10 µs per batch once their unused batch hooks are skipped, see
-  callbacks/dispatch.py) and any effect on the training itself (caches, memory). With py-spy,
-  the sampled difference between the two variants matched the accounted time within a few
-  tenths of a second.
+  ratio to the rest of the same run is the overhead, and a slow spell slows both alike. It leaves
+  out what the clock cannot be put around: Lightning calling the extra callbacks (under 10 µs per
+  batch once their unused batch hooks are skipped, see callbacks/dispatch.py) and any effect on
+  the training itself (caches, memory). With py-spy, the sampled difference between the two
+  variants matched the accounted time within a few tenths of a second.
 
 Each repeat of a variant stands for one `ai-scratch fit` process: as the console command does, the
 objects alive when the run starts are frozen out of the garbage collector, and after the clock

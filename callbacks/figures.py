@@ -25,10 +25,11 @@ PNGs meanwhile, and the end-of-fit figures are complete on disk and logged to wa
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -110,7 +111,7 @@ class FigureCallback(Callback):
         data = self.collect(trainer, pl_module)
         if not trainer.is_global_zero:
             return []
-        log = self.log_to_wandb and self._wandb_run(trainer) is not None
+        log = self.log_to_wandb and self._has_wandb_run(trainer)
         with rc_context(plots.RC):  # built and drawn in one style, whoever draws the figure
             drawn = self.draw(data, trainer, pl_module)
             figures = {self.name: drawn} if isinstance(drawn, Figure) else dict(drawn or {})
@@ -143,23 +144,18 @@ class FigureCallback(Callback):
             raise errors[0]
 
     @staticmethod
-    def _wandb_run(trainer: L.Trainer) -> Any | None:
+    def _has_wandb_run(trainer: L.Trainer) -> bool:
+        """Whether there is a wandb run to log to (without one, the PNG on disk is the record)."""
         logger = wandb_logger(trainer)
-        if logger is None or not wandb_installed() or run_is_disabled(logger.experiment):
-            return None  # no run: the PNG on disk is the record
-        return logger.experiment
+        return logger is not None and wandb_installed() and not run_is_disabled(logger.experiment)
 
 
-_WRITER: list[ThreadPoolExecutor] = []
-
-
+@functools.cache
 def _writer() -> ThreadPoolExecutor:
     """One thread, shared by every figure callback, that encodes and writes the PNGs (and opens
     them as ``wandb.Image`` s) while the callbacks' own thread draws: Pillow and zlib release the
-    GIL while they work, so the two overlap. Figures of a LeNet-5 fit: a quarter less time."""
-    if not _WRITER:
-        _WRITER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="figure-writer"))
-    return _WRITER[0]
+    GIL while they work, so the two overlap. Figures of a LeNet-5 fit: a tenth less time."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="figure-writer")
 
 
 def _write(pixels: Any, path: Path, log: bool) -> Any | None:

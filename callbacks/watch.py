@@ -125,8 +125,8 @@ def histograms(tensors: dict[str, Tensor], bins: int = BINS) -> dict[str, Any]:
     if not flats:
         return {}
     ranges = torch.stack([torch.stack(torch.aminmax(flat)) for flat in flats.values()]).tolist()
-    binned: dict[str, tuple[Tensor, float, float]] = {}
-    single: dict[str, tuple[list[float], list[float]]] = {}
+    binned: dict[str, tuple[Tensor, float, float]] = {}  # key -> (counts on the device, low, high)
+    ready: dict[str, tuple[list[float], list[float]]] = {}  # key -> (counts, bin edges)
     for (key, flat), (low, high) in zip(flats.items(), ranges, strict=True):
         if not (math.isfinite(low) and math.isfinite(high)):  # NaN or inf: histogram the finite rest
             flat = flat[torch.isfinite(flat)]
@@ -134,10 +134,10 @@ def histograms(tensors: dict[str, Tensor], bins: int = BINS) -> dict[str, Any]:
                 continue
             low, high = torch.stack(torch.aminmax(flat)).tolist()
         if low == high:  # one value: a single bin holding every element, as wandb.watch logs it
-            single[key] = ([float(flat.numel())], [low, high])
+            ready[key] = ([float(flat.numel())], [low, high])
         else:
             binned[key] = (torch.histc(flat, bins=bins, min=low, max=high), low, high)
     counts = torch.stack([c for c, _, _ in binned.values()]).tolist() if binned else []
     for (key, (_, low, high)), row in zip(binned.items(), counts, strict=True):
-        single[key] = (row, torch.linspace(low, high, bins + 1).tolist())
-    return {key: wandb.Histogram(np_histogram=single[key]) for key in flats if key in single}
+        ready[key] = (row, torch.linspace(low, high, bins + 1).tolist())
+    return {key: wandb.Histogram(np_histogram=ready[key]) for key in flats if key in ready}

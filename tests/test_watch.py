@@ -52,13 +52,14 @@ def loader(batches: int) -> DataLoader:
     return DataLoader(data, batch_size=8)
 
 
-def fit(root: Path, watch: WandbWatch, batches: int, **settings: Any) -> Any:
-    """One epoch of StepLogger with ``watch``, in an offline run; returns the run's log read back."""
+def fit(root: Path, watch: WandbWatch, batches: int, module: type[L.LightningModule] | None = None, **settings: Any) -> Any:
+    """One epoch of ``module`` (StepLogger by default) with ``watch``, in an offline run; returns the
+    run's log read back."""
     torch.manual_seed(0)
     logger = WandbLogger(project="watch-test", save_dir=str(root))
     trainer = L.Trainer(default_root_dir=root, logger=logger, callbacks=[watch], max_epochs=1, log_every_n_steps=1,
                         enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, **settings)  # fmt: skip
-    trainer.fit(StepLogger(), loader(batches))
+    trainer.fit((module or StepLogger)(), loader(batches))
     logger.experiment.finish()
     (run_file,) = find_runs(root)
     return read_run(run_file)
@@ -122,13 +123,7 @@ class EpochLogger(StepLogger):
 def test_each_step_s_histograms_are_kept_at_their_step_when_the_module_logs_once_per_epoch(wandb_offline: Path) -> None:
     """Added to the open row (wandb.watch's way), the histograms of steps 0, 2 and 4 would overwrite
     each other until the epoch's metrics close the row: only step 4's would be left."""
-    torch.manual_seed(0)
-    logger = WandbLogger(project="watch-test", save_dir=str(wandb_offline))
-    trainer = L.Trainer(default_root_dir=wandb_offline, logger=logger, callbacks=[WandbWatch(log_freq=2)], max_epochs=1,
-                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)  # fmt: skip
-    trainer.fit(EpochLogger(), loader(6))
-    logger.experiment.finish()
-    rows = histogram_rows(read_run(find_runs(wandb_offline)[0]), "gradients/net.0.weight")
+    rows = histogram_rows(fit(wandb_offline, WandbWatch(log_freq=2), batches=6, module=EpochLogger), "gradients/net.0.weight")
     assert [row["trainer/global_step"] for row in rows] == [0, 2, 4]
 
 
