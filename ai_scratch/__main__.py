@@ -2,6 +2,6 @@
 
 import sys
 
-from ai_scratch.cli import console
+from ai_scratch.entry import console
 
 sys.exit(console())

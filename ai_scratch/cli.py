@@ -375,7 +375,8 @@ def compare_command(args: list[str]) -> int:
 
 def main(args: list[str] | None = None, freeze_gc: bool | None = None) -> AIScratchCLI | None:
     """Run ``ai-scratch`` with ``args`` (default: the command line); returns the CLI object (for
-    tests and notebooks). The console script is :func:`console`.
+    tests and notebooks). The console script is :func:`ai_scratch.entry.console`, which imports
+    wandb early when the command will track and then calls :func:`console`.
 
     ``freeze_gc`` (default: only for the console command, whose process ends with the run): see
     :class:`AIScratchCLI`.
@@ -401,7 +402,8 @@ def main(args: list[str] | None = None, freeze_gc: bool | None = None) -> AIScra
 
 
 def console() -> int:
-    """The ``ai-scratch`` console script: :func:`main` on the command line, exit status 0.
+    """:func:`main` on the command line, exit status 0 (the console script, after
+    :func:`ai_scratch.entry.console` has made its early imports).
 
     pip's wrapper calls ``sys.exit(console())``; given the CLI object that :func:`main` returns,
     sys.exit would print it and exit with status 1 after every successful run. Errors still exit

@@ -1,9 +1,8 @@
 """Cost of tracking: LeNet-5 `fit` with `--wandb` (offline, every callback at its default) against
-the same fit with no logger and no callbacks, alternating in one process, and the ratio.
+the same fit with no logger and no callbacks, alternating, and the ratio.
 
-    python benchmarks/tracking_overhead.py                  # 3 repeats of each variant, 20 epochs
-    python benchmarks/tracking_overhead.py --repeats 5 --epochs 10   # ratios by min and by median
-    python benchmarks/tracking_overhead.py --repeats 8 --variants baseline tracked   # paired, tighter
+    python benchmarks/tracking_overhead.py --repeats 5 --variants baseline tracked   # fresh processes
+    python benchmarks/tracking_overhead.py --in-process --repeats 5 --variants baseline tracked
 
 Both runs train the same network on the same data (configs/lenet5/mnist.yaml, seeded) through the
 same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the WandbLogger, the
@@ -12,6 +11,18 @@ run metadata, and the figures (learning curves, confusion matrix, gradient flow,
 feature maps). Neither run draws a progress bar or checks the claim (the claim's test pass is not
 tracking). A third variant, tracked without figures, separates wandb's own cost from matplotlib's.
 The planning document's bar is an overhead under 5%.
+
+Two ways to run them:
+
+* Fresh processes (the default): every fit is a new `ai-scratch fit` process, as a user runs it,
+  and its time is the whole process, from the interpreter's start to its exit. So the tracked run
+  also pays what it pays once per process: importing wandb, starting wandb's service, and the
+  imports wandb makes inside `wandb.init`. The variant "tracked, wandb imported late" is the
+  tracked run without the console's early import of wandb (ai_scratch/entry.py), as the command
+  was before it.
+* In one process (`--in-process`): every fit is a call of the CLI in this process, after a
+  warm-up fit; what a process pays once is paid in the warm-up, so this isolates what tracking
+  costs per fit in steady state.
 
 On a shared machine one repeat of the same fit varies by several seconds (10-20% here, with no
 steal time: the same work simply runs slower for a while), more than the effect. Two estimates:
@@ -22,16 +33,17 @@ steal time: the same work simply runs slower for a while), more than the effect.
   seeded). Drifts faster than one fit still widen it.
 * Direct accounting. Inside each tracked run, the time spent in the tracking code, by component:
   the hooks of the tracking callbacks (figures, checkpoints, checkpoint artifacts, gradient
-  histograms, run metadata, model summary), the loggers, and wandb.init and the run's finish. Its
-  ratio to the rest of the same run is the overhead, and a slow spell slows both alike. It leaves
-  out what the clock cannot be put around: Lightning calling the extra callbacks (under 10 µs per
-  batch once their unused batch hooks are skipped, see callbacks/dispatch.py) and any effect on
-  the training itself (caches, memory). With py-spy, the sampled difference between the two
-  variants matched the accounted time within a few tenths of a second.
+  histograms, run metadata, model summary), the loggers, wandb.init and the run's finish, and (in
+  fresh processes) the import of wandb. Its ratio to the rest of the same run is the overhead, and
+  a slow spell slows both alike. It leaves out what the clock cannot be put around: Lightning
+  calling the extra callbacks (under 10 µs per batch once their unused batch hooks are skipped,
+  see callbacks/dispatch.py), any effect on the training itself (caches, memory) and, in fresh
+  processes, wandb's work at the process's exit. With py-spy, the sampled difference between the
+  two variants matched the accounted time within a few tenths of a second (in one process).
 
-Each repeat of a variant stands for one `ai-scratch fit` process: as the console command does, the
-objects alive when the run starts are frozen out of the garbage collector, and after the clock
-stops they are thawed and collected, as that process's exit would.
+Each fit stands for one `ai-scratch fit` process: as the console command does, the objects alive
+when the run starts are frozen out of the garbage collector (in one process, after the clock
+stops they are thawed and collected, as that process's exit would).
 """
 
 from __future__ import annotations
@@ -39,8 +51,10 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +76,8 @@ VARIANTS = {
     "tracked": ["--wandb"],
     # the same as tracked but without the PNG figures, which are drawn with or without wandb
     "wandb, no figures": ["--wandb", "--figures", "false"],
+    # fresh processes only: tracked, with wandb imported where Lightning's logger first needs it
+    "tracked, wandb imported late": ["--wandb"],
 }  # fmt: skip
 
 
@@ -125,59 +141,116 @@ class Accounting:
 ACCOUNTING = Accounting()
 
 
+def fit_args(variant: str, epochs: int) -> list[str]:
+    return [
+        "fit", "--config", str(ROOT / "configs/lenet5/mnist.yaml"), "--trainer.max_epochs", str(epochs),
+        "--trainer.enable_progress_bar", "false", "--experiment.claim", "null", *VARIANTS[variant],
+    ]  # fmt: skip
+
+
 def run(variant: str, epochs: int, workdir: Path) -> float:
+    """One fit in this process (``--in-process``): seconds."""
     from ai_scratch.cli import main
 
-    args = [
-        "fit", "--config", str(ROOT / "configs/lenet5/mnist.yaml"), "--trainer.max_epochs", str(epochs),
-        "--trainer.enable_progress_bar", "false", "--experiment.claim", "null",
-    ]  # fmt: skip
-    args += VARIANTS[variant]
     os.chdir(workdir)
     # one console process per repeat (see the module docstring): frozen as it freezes, thawed after
     start = time.perf_counter()
-    main(args, freeze_gc=True)
+    main(fit_args(variant, epochs), freeze_gc=True)
     seconds = time.perf_counter() - start
     gc.unfreeze()
     gc.collect()
     return seconds
 
 
+def run_fresh(variant: str, epochs: int, workdir: Path) -> tuple[float, Counter[str]]:
+    """One fit as a new process (the default): seconds from its start to its exit, and its
+    accounting."""
+    report = workdir / "report.json"
+    report.unlink(missing_ok=True)
+    command = [sys.executable, __file__, "--child", variant, "--epochs", str(epochs), "--report", str(report)]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    return seconds, Counter(json.loads(report.read_text()))
+
+
+def child(variant: str, epochs: int, report: Path) -> None:
+    """The process of :func:`run_fresh`: ``ai-scratch fit`` as the console script runs it (the
+    early import of wandb included, except in the "imported late" variant), with the accounting of
+    a tracked run installed."""
+    warnings.filterwarnings("ignore")
+    args = fit_args(variant, epochs)
+    tracked = "--wandb" in args
+    late = variant == "tracked, wandb imported late"
+    if late:
+        from ai_scratch.cli import main  # torch, Lightning ... first, as before the early import
+    if tracked:
+        start = time.perf_counter()
+        if late:
+            import wandb  # noqa: F401  (as Lightning's WandbLogger would import it)
+        else:
+            from ai_scratch.entry import preload_tracking
+
+            assert preload_tracking(args), "the console's early import of wandb did not happen"
+        imported = time.perf_counter() - start
+    from ai_scratch.cli import main
+
+    if tracked:
+        ACCOUNTING.install()
+        ACCOUNTING.seconds["import wandb"] = imported
+    main(args, freeze_gc=True)
+    report.write_text(json.dumps(ACCOUNTING.seconds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+    parser.add_argument("--variants", nargs="+", default=["baseline", "tracked", "wandb, no figures"], choices=list(VARIANTS),
                         help="which to time (baseline is always one)")
+    parser.add_argument("--in-process", action="store_true", help="every fit in this process, after a warm-up fit")
+    parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one fresh process's fit
+    parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.child:
+        child(options.child, options.epochs, options.report)
+        return
     if "baseline" not in options.variants:
         parser.error("--variants must include baseline, the denominator of every ratio")
+    if options.in_process and "tracked, wandb imported late" in options.variants:
+        parser.error("'tracked, wandb imported late' needs fresh processes: wandb is imported once per process")
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
         os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(workdir), WANDB_SILENT="true")
         for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
             os.environ[name] = str(workdir / name.lower())
-        run("tracked", 1, workdir)  # warm-up: imports, wandb's service, data caches, allocator
-        ACCOUNTING.install()  # after the warm-up: every figure callback class is imported by now
+        if options.in_process:
+            run("tracked", 1, workdir)  # warm-up: imports, wandb's service, data caches, allocator
+            ACCOUNTING.install()  # after the warm-up: every figure callback class is imported by now
+        else:
+            run_fresh("tracked", 1, workdir)  # warm-up: the files of every import in the page cache
         names = ["baseline"] + [name for name in options.variants if name != "baseline"]
         times: dict[str, list[float]] = {name: [] for name in names}
         accounts: dict[str, list[Counter[str]]] = {name: [] for name in names}
         for repeat in range(options.repeats):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate who goes first
             for name in order:
-                ACCOUNTING.seconds.clear()
-                seconds = run(name, options.epochs, workdir)
+                if options.in_process:
+                    ACCOUNTING.seconds.clear()
+                    seconds, account = run(name, options.epochs, workdir), Counter(ACCOUNTING.seconds)
+                else:
+                    seconds, account = run_fresh(name, options.epochs, workdir)
                 times[name].append(seconds)
-                accounts[name].append(Counter(ACCOUNTING.seconds))
-                inside = sum(ACCOUNTING.seconds.values())
-                note = f"   (tracking code {inside:.2f} s, figures {ACCOUNTING.seconds['figures']:.2f} s)" if name != "baseline" else ""
-                print(f"repeat {repeat + 1}: {name:<18} {seconds:7.2f} s{note}", flush=True)
+                accounts[name].append(account)
+                inside = sum(account.values())
+                note = f"   (tracking code {inside:.2f} s, figures {account['figures']:.2f} s)" if name != "baseline" else ""
+                print(f"repeat {repeat + 1}: {name:<28} {seconds:7.2f} s{note}", flush=True)
     # Noise on a shared machine only ever adds time: the minimum is the steadiest estimate,
     # the median is shown beside it.
-    print()
+    print(f"\n{'in one process' if options.in_process else 'fresh processes'}, {options.epochs} epochs")
     for name in names:
-        print(f"{name:<18} min {min(times[name]):7.2f} s   median {statistics.median(times[name]):7.2f} s")
+        print(f"{name:<28} min {min(times[name]):7.2f} s   median {statistics.median(times[name]):7.2f} s")
     for name in names[1:]:
         ratio = min(times[name]) / min(times["baseline"])
         median_ratio = statistics.median(times[name]) / statistics.median(times["baseline"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
 import warnings
 from importlib.metadata import entry_points
@@ -13,7 +14,7 @@ import torch
 import yaml
 
 from ai_scratch.cli import main, one_line
-from conftest import config
+from conftest import config, subprocess_env
 from wandb_log import find_runs, read_run
 
 XOR = config("perceptron/xor_weakness")
@@ -169,3 +170,30 @@ def test_the_console_script_exits_with_status_zero_after_a_fit(workdir: Path, mo
     finally:
         gc.unfreeze()
     assert exit_.value.code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "mode", "preloaded"),
+    [
+        (["fit", "--config", "x.yaml", "--wandb"], "offline", True),
+        (["fit", "--config", "x.yaml", "--wandb", "--wandb_mode", "disabled"], "offline", False),
+        (["fit", "--config", "x.yaml", "--wandb", "--wandb_mode=disabled"], "online", False),
+        (["fit", "--config", "x.yaml", "--wandb"], "disabled", False),
+        (["fit", "--config", "x.yaml", "--wandb", "--wandb_mode", "sideways"], "offline", False),  # the CLI says why
+        (["fit", "--config", "x.yaml"], "offline", False),
+    ],
+)
+def test_the_console_imports_wandb_before_torch_when_it_will_track(
+    workdir: Path, args: list[str], mode: str, preloaded: bool
+) -> None:
+    """wandb.init imports wandb's Launch package, whose import takes ~2 s once torch and Lightning
+    are loaded and 0.4 s before them: the console imports it first when the command will track,
+    and nothing of wandb when it will not (a fresh interpreter, as the console script starts)."""
+    probe = (
+        "import sys; from ai_scratch.entry import WANDB_LAUNCH_INPUTS, preload_tracking; "
+        "done = preload_tracking(sys.argv[1:]); "
+        "print(done, 'wandb' in sys.modules, WANDB_LAUNCH_INPUTS in sys.modules, 'torch' in sys.modules)"
+    )
+    env = subprocess_env(workdir, WANDB_MODE=mode)
+    result = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(preloaded), str(preloaded), str(preloaded), "False"]
