@@ -339,6 +339,25 @@ def test_gradient_flow_vanishing(tmp_path):
     assert np.all(np.concatenate([line.get_ydata() for line in line_ax.lines]) > 0)
 
 
+def test_log_axes_label_powers_of_ten_in_plain_text(tmp_path):
+    """No mathtext ($10^{-3}$): its parser takes ~75 ms to build in each process. The Unicode
+    superscripts must be in the figure's font, or matplotlib would draw empty boxes (and warn)."""
+    import warnings
+
+    from callbacks.plots import power_of_ten
+
+    assert [power_of_ten(v) for v in (1e-3, 1.0, 100.0, 1e-12, 0.5, 0.0)] == ["10⁻³", "10⁰", "10²", "10⁻¹²", "0.5", ""]
+    steps = np.arange(0, 200, 10)
+    fig = gradient_flow(steps, {"c1.weight": np.full(steps.size, 3e-4), "f6.weight": np.full(steps.size, 2.0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph ... missing from font(s)" fails the test
+        render(fig, tmp_path, "log_labels")
+    for ax in fig.axes[:2]:
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert len(labels) >= 2 and all(label.startswith("10") and "$" not in label for label in labels), labels
+        assert "10⁻³" in labels and "10⁰" in labels
+
+
 @pytest.mark.parametrize(
     ("first_over_last", "verdict"),
     [
