@@ -139,7 +139,9 @@ class FigureCallback(Callback):
                 errors.append(error)
                 continue
             if image is not None:
-                wandb_logger(trainer).log_image(key=f"figures/{name}", images=[image])
+                # One image, not Lightning's log_image list of one: wandb decodes every PNG of a
+                # list again to compare their sizes (~10 ms a figure).
+                wandb_logger(trainer).log_metrics({f"figures/{name}": image})
         if errors:
             raise errors[0]
 
@@ -181,6 +183,17 @@ def _labels(pl_module: L.LightningModule, scores: Tensor) -> Tensor:
     if callable(predict_labels):
         return predict_labels(scores)
     return scores.argmax(dim=-1) if scores.ndim > 1 else (scores >= 0).long()
+
+
+def _val_batch_count(trainer: L.Trainer) -> int | None:
+    """How many batches one pass over the validation loaders has (None when a loader cannot say)."""
+    loaders = trainer.val_dataloaders
+    if loaders is None:
+        return None
+    try:
+        return sum(len(loader) for loader in (loaders if isinstance(loaders, (list, tuple)) else [loaders]))
+    except TypeError:  # an iterable loader without a length
+        return None
 
 
 def _val_batches(trainer: L.Trainer) -> Iterator[Any]:
@@ -288,6 +301,13 @@ class ConfusionMatrix(FigureCallback):
         num_classes: number of classes; by default the module's or the datamodule's ``num_classes``,
             else the width of the module's scores.
         every_n_epochs, log_to_wandb: see :class:`FigureCallback`.
+
+    The matrix is built from the module's own validation: a forward hook keeps what the module
+    returns for each validation batch (the module calling itself once per batch, as
+    ``validation_step`` usually does). When the last validation ran after the last optimizer step
+    and saw every batch, the final figure is that epoch's matrix, the predictions behind the
+    logged ``val_*`` metrics; otherwise (no validation at the end, a ``validation_step`` that
+    calls its network another way) the callback runs its own pass over the validation set.
     """
 
     name = "confusion_matrix"
@@ -296,6 +316,10 @@ class ConfusionMatrix(FigureCallback):
         super().__init__(every_n_epochs, log_to_wandb)
         self.num_classes = num_classes
         self.matrix: np.ndarray | None = None
+        self._hook: Any = None  # the forward hook, during a validation epoch of the fit
+        self._scores: list[Any] = []  # what the module returned during the current batch
+        self._epoch: dict[str, Any] | None = None  # the validation epoch in progress
+        self._validated: tuple[int, MulticlassConfusionMatrix] | None = None  # (global step, its matrix)
 
     def _num_classes(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
         for source in (self.num_classes, getattr(pl_module, "num_classes", None), getattr(trainer.datamodule, "num_classes", None)):
@@ -303,10 +327,65 @@ class ConfusionMatrix(FigureCallback):
                 return source
         return None
 
+    def _new_metric(self, trainer: L.Trainer, pl_module: L.LightningModule, scores: Tensor) -> MulticlassConfusionMatrix:
+        # unknown class count: the width of the scores says it (one score: binary)
+        num_classes = self._num_classes(trainer, pl_module) or (scores.shape[-1] if scores.ndim > 1 else 2)
+        return MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+
+    # ------------------------------------------------------------------ the module's own validation
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self._remove_hook()
+        self._epoch = {"metric": None, "batches": 0, "usable": True}
+        self._hook = pl_module.register_forward_hook(lambda _module, _inputs, output: self._scores.append(output))
+
+    def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._scores.clear()
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        epoch, scores = self._epoch, self._scores
+        if epoch is None or not epoch["usable"]:
+            return
+        target = _inputs_targets(batch)[1]
+        if (len(scores) != 1 or not isinstance(scores[0], Tensor) or target is None or target.is_floating_point()
+                or scores[0].shape[:1] != target.shape[:1]):
+            epoch["usable"] = False  # not one call with one score row per example: the side pass will do
+            return
+        if epoch["metric"] is None:
+            epoch["metric"] = self._new_metric(trainer, pl_module, scores[0])
+        epoch["metric"].update(_labels(pl_module, scores[0].detach()), target)
+        epoch["batches"] += 1
+        scores.clear()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch, self._epoch = self._epoch, None
+        self._remove_hook()
+        if epoch is None:
+            return
+        complete = epoch["usable"] and epoch["metric"] is not None and epoch["batches"] == _val_batch_count(trainer)
+        self._validated = (trainer.global_step, epoch["metric"]) if complete else None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._remove_hook()
+        super().on_exception(trainer, pl_module, exception)
+
+    def _remove_hook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._scores.clear()
+
+    # ------------------------------------------------------------------ the figure's data
     def collect(self, trainer: L.Trainer, pl_module: L.LightningModule) -> np.ndarray | None:
         if trainer.val_dataloaders is None:
             return None
-        num_classes = self._num_classes(trainer, pl_module)
+        validated = self._validated is not None and self._validated[0] == trainer.global_step
+        # compute() below is collective: every process takes the same branch
+        if trainer.strategy.reduce_boolean_decision(validated, all=True):
+            return self._validated[1].compute().cpu().numpy()
         metric: MulticlassConfusionMatrix | None = None
         with _evaluating(pl_module):
             for batch in _val_batches(trainer):
@@ -314,10 +393,7 @@ class ConfusionMatrix(FigureCallback):
                 if target is None or target.is_floating_point():
                     return None  # no class labels (e.g. an associative memory's target patterns)
                 scores = pl_module(inputs)
-                if metric is None:
-                    # unknown class count: the width of the scores says it (one score: binary)
-                    num_classes = num_classes or (scores.shape[-1] if scores.ndim > 1 else 2)
-                    metric = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+                metric = metric or self._new_metric(trainer, pl_module, scores)
                 metric.update(_labels(pl_module, scores), target)
         if metric is None:
             return None

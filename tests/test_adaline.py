@@ -371,7 +371,7 @@ def test_wandb_record_figures_and_checkpoint_of_the_comparison_run(wandb_offline
     assert all(row["diverged"] == 0 for row in rows) and 1.0 < rows[-1]["lambda_max"] < 1.5
     assert all(row["train_error_ratio"] >= 1.1 for row in rows[5:]), [row["train_error_ratio"] for row in rows]
 
-    images = {key.split("/")[1] for row in log.history for key, value in row.items() if key.endswith("/_type") and value == "images/separated"}
+    images = {key.split("/")[1] for row in log.history for key, value in row.items() if key.endswith("/_type") and value == "image-file"}
     assert {"adaline_vs_perceptron", "least_squares"} <= images, images
 
     assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}"}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -277,6 +278,60 @@ def test_a_figure_that_cannot_be_written_fails_the_fit_with_the_cause(tmp_path: 
     train, val = plane_loaders()
     with pytest.raises(FileExistsError):
         trainer(tmp_path, False, [LearningCurves()], max_epochs=1).fit(TinyClassifier(), train, val)
+
+
+class CountsSidePasses(TinyClassifier):
+    """Counts the forward calls made outside training and outside the Trainer's validation: a
+    callback's own pass over the data."""
+
+    def __init__(self, network_called_directly: bool = False) -> None:
+        super().__init__()
+        self.side_forwards = 0
+        self.network_called_directly = network_called_directly
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and not self.trainer.validating and not self.trainer.sanity_checking:
+            self.side_forwards += 1
+        return super().forward(x)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        if self.network_called_directly:  # the callback cannot see these predictions
+            x, y = batch
+            self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
+        else:
+            super().validation_step(batch, batch_idx)
+
+
+def matrix_of(module: nn.Module, loader: DataLoader) -> np.ndarray:
+    """The confusion matrix of ``module`` on ``loader``, counted by hand."""
+    module.eval()
+    with torch.no_grad():
+        x, y = next(iter(DataLoader(loader.dataset, batch_size=len(loader.dataset))))
+        predicted = module(x).argmax(-1)
+    matrix = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(matrix, (y.numpy(), predicted.numpy()), 1)
+    return matrix
+
+
+@pytest.mark.parametrize(
+    ("network_called_directly", "settings", "side_pass"),
+    [
+        (False, {}, False),  # the last validation came after the last step: its predictions are used
+        (True, {}, True),  # validation_step does not call the module: the callback runs its own pass
+        (False, {"check_val_every_n_epoch": 2}, True),  # trained on after the last validation (epoch 1 of 0-2)
+        (False, {"limit_val_batches": 1}, True),  # the validation saw one of the two batches
+    ],
+)
+def test_the_confusion_matrix_is_the_last_validations_when_that_came_after_the_last_step(
+    tmp_path: Path, network_called_directly: bool, settings: dict[str, Any], side_pass: bool
+) -> None:
+    figure, module = ConfusionMatrix(), CountsSidePasses(network_called_directly)
+    train, _ = plane_loaders()
+    val = DataLoader(train.dataset, batch_size=70)  # two batches: 70 and 50
+    trainer(tmp_path, False, [figure], max_epochs=3, enable_checkpointing=False, **settings).fit(module, train, val)
+    assert (module.side_forwards > 0) == side_pass
+    # either way, the figure shows the trained model on the whole validation set
+    assert np.array_equal(figure.matrix, matrix_of(module, val)) and figure.matrix.sum() == 120
 
 
 def test_gradient_flow_records_once_per_optimizer_step_with_accumulated_batches(tmp_path: Path) -> None:

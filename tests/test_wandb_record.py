@@ -39,7 +39,7 @@ def test_perceptron_xor_run_record(wandb_offline: Path) -> None:
     assert len(epochs) == cli.trainer.max_epochs
 
     # figures as images
-    images = {key.split("/")[1] for row in log.history for key, value in row.items() if key.endswith("/_type") and value == "images/separated"}
+    images = {key.split("/")[1] for row in log.history for key, value in row.items() if key.endswith("/_type") and value == "image-file"}
     assert {"learning_curves", "confusion_matrix", "decision_boundary"} <= images, images
 
     # the checkpoints as versions of one model artifact

@@ -184,7 +184,7 @@ def _log_to_wandb(path: Path, results: dict[str, float], seed: int, mode_flag: s
         tags=["module-1", "foundation", "comparison", NAME, "perceptron", "adaline", "mlp"],
         config={"seed": seed, "datasets": dict(DATASETS), "models": {name: config for name, config, _ in MODELS}},
     )
-    run.log({"figures/linear_vs_nonlinear": [wandb.Image(str(path), caption=path.stem)]})
+    run.log({"figures/linear_vs_nonlinear": wandb.Image(str(path), caption=path.stem)})
     for key, value in results.items():
         run.summary[f"val_accuracy/{key}"] = value
     run.finish()
