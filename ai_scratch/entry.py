@@ -12,6 +12,7 @@ process is still small, then hands over to :func:`ai_scratch.cli.console`. A run
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,10 +34,12 @@ def _option(args: Sequence[str], name: str) -> str | None:
 
 def preload_tracking(args: Sequence[str]) -> bool:
     """Import wandb and its Launch package now if ``args`` turn tracking on in a mode other than
-    disabled. Returns whether it did. Anything unusual (wandb not installed, a wrong mode) is left
+    disabled, in the process of global rank zero. Returns whether it did. Anything unusual (wandb not installed, a wrong mode) is left
     for the CLI to report, as it would be without this."""
     if "--wandb" not in args:
         return False
+    if any(os.environ.get(name, "0") != "0" for name in ("RANK", "LOCAL_RANK")):
+        return False  # a DDP process other than the first: its logger never starts a run
     try:
         if requested_mode(_option(args, "--wandb_mode")) == "disabled":
             return False

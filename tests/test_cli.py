@@ -172,19 +172,23 @@ def test_the_console_script_exits_with_status_zero_after_a_fit(workdir: Path, mo
     assert exit_.value.code == 0
 
 
+TRACK = ["fit", "--config", "x.yaml", "--wandb"]
+
+
 @pytest.mark.parametrize(
-    ("args", "mode", "preloaded"),
+    ("args", "environment", "preloaded"),
     [
-        (["fit", "--config", "x.yaml", "--wandb"], "offline", True),
-        (["fit", "--config", "x.yaml", "--wandb", "--wandb_mode", "disabled"], "offline", False),
-        (["fit", "--config", "x.yaml", "--wandb", "--wandb_mode=disabled"], "online", False),
-        (["fit", "--config", "x.yaml", "--wandb"], "disabled", False),
-        (["fit", "--config", "x.yaml", "--wandb", "--wandb_mode", "sideways"], "offline", False),  # the CLI says why
-        (["fit", "--config", "x.yaml"], "offline", False),
+        (TRACK, {"WANDB_MODE": "offline"}, True),
+        ([*TRACK, "--wandb_mode", "disabled"], {"WANDB_MODE": "offline"}, False),
+        ([*TRACK, "--wandb_mode=disabled"], {"WANDB_MODE": "online"}, False),
+        (TRACK, {"WANDB_MODE": "disabled"}, False),
+        ([*TRACK, "--wandb_mode", "sideways"], {"WANDB_MODE": "offline"}, False),  # the CLI says why
+        (["fit", "--config", "x.yaml"], {"WANDB_MODE": "offline"}, False),
+        (TRACK, {"WANDB_MODE": "offline", "LOCAL_RANK": "1"}, False),  # DDP's second process starts no run
     ],
 )
 def test_the_console_imports_wandb_before_torch_when_it_will_track(
-    workdir: Path, args: list[str], mode: str, preloaded: bool
+    workdir: Path, args: list[str], environment: dict[str, str], preloaded: bool
 ) -> None:
     """wandb.init imports wandb's Launch package, whose import takes ~2 s once torch and Lightning
     are loaded and 0.4 s before them: the console imports it first when the command will track,
@@ -194,6 +198,6 @@ def test_the_console_imports_wandb_before_torch_when_it_will_track(
         "done = preload_tracking(sys.argv[1:]); "
         "print(done, 'wandb' in sys.modules, WANDB_LAUNCH_INPUTS in sys.modules, 'torch' in sys.modules)"
     )
-    env = subprocess_env(workdir, WANDB_MODE=mode)
+    env = subprocess_env(workdir, **environment)
     result = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.split() == [str(preloaded), str(preloaded), str(preloaded), "False"]
