@@ -3,6 +3,8 @@ the same fit with no logger and no callbacks, alternating, and the ratio.
 
     python benchmarks/tracking_overhead.py --repeats 5 --variants baseline tracked   # fresh processes
     python benchmarks/tracking_overhead.py --in-process --repeats 5 --variants baseline tracked
+    git worktree add /tmp/before <commit>
+    python benchmarks/tracking_overhead.py --repeats 4 --variants baseline tracked --against /tmp/before
 
 Both runs train the same network on the same data (configs/lenet5/mnist.yaml, seeded) through the
 same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the WandbLogger, the
@@ -23,6 +25,10 @@ Two ways to run them:
 * In one process (`--in-process`): every fit is a call of the CLI in this process, after a
   warm-up fit; what a process pays once is paid in the warm-up, so this isolates what tracking
   costs per fit in steady state.
+
+`--against DIR` (fresh processes) adds the tracked fit of another checkout of this project (say, a
+`git worktree` of an older commit) to every repeat, so that a change is measured against what was
+there before in the same run: the script prints the paired ratio of their tracking times.
 
 On a shared machine one repeat of the same fit varies by several seconds (10-20% here, with no
 steal time: the same work simply runs slower for a while), more than the effect. Two estimates:
@@ -162,26 +168,29 @@ def run(variant: str, epochs: int, workdir: Path) -> float:
     return seconds
 
 
-def run_fresh(variant: str, epochs: int, workdir: Path) -> tuple[float, Counter[str]]:
-    """One fit as a new process (the default): seconds from its start to its exit, and its
-    accounting."""
+def run_fresh(variant: str, epochs: int, workdir: Path, root: Path | None = None) -> tuple[float, Counter[str]]:
+    """One fit as a new process (the default), of this checkout or of the one at ``root``: seconds
+    from its start to its exit, and its accounting."""
     report = workdir / "report.json"
     report.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child", variant, "--epochs", str(epochs), "--report", str(report)]
+    command += ["--root", str(root)] if root is not None else []
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     return seconds, Counter(json.loads(report.read_text()))
 
 
-def child(variant: str, epochs: int, report: Path) -> None:
+def child(variant: str, epochs: int, report: Path, root: Path | None) -> None:
     """The process of :func:`run_fresh`: ``ai-scratch fit`` as the console script runs it (the
-    early import of wandb included, except in the "imported late" variant), with the accounting of
-    a tracked run installed."""
+    early import of wandb included, except in the "imported late" variant and in a checkout from
+    before it), with the accounting of a tracked run installed."""
     warnings.filterwarnings("ignore")
+    if root is not None:
+        sys.path.insert(0, str(root))  # its packages before this checkout's
     args = fit_args(variant, epochs)
     tracked = "--wandb" in args
-    late = variant == "tracked, wandb imported late"
+    late = variant == "tracked, wandb imported late" or not ((root or ROOT) / "ai_scratch" / "entry.py").is_file()
     if late:
         from ai_scratch.cli import main  # torch, Lightning ... first, as before the early import
     if tracked:
@@ -209,16 +218,21 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["baseline", "tracked", "wandb, no figures"], choices=list(VARIANTS),
                         help="which to time (baseline is always one)")
     parser.add_argument("--in-process", action="store_true", help="every fit in this process, after a warm-up fit")
+    parser.add_argument("--against", type=Path, help="also the tracked fit of the checkout in this folder")
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one fresh process's fit
     parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
-        child(options.child, options.epochs, options.report)
+        child(options.child, options.epochs, options.report, options.root)
         return
     if "baseline" not in options.variants:
         parser.error("--variants must include baseline, the denominator of every ratio")
-    if options.in_process and "tracked, wandb imported late" in options.variants:
-        parser.error("'tracked, wandb imported late' needs fresh processes: wandb is imported once per process")
+    if options.in_process and ("tracked, wandb imported late" in options.variants or options.against):
+        parser.error("'tracked, wandb imported late' and --against need fresh processes: wandb is imported once per process")
+    against = options.against.resolve() if options.against else None
+    if against is not None and not (against / "ai_scratch" / "cli.py").is_file():
+        parser.error(f"--against {options.against}: not a checkout of this project (no ai_scratch/cli.py)")
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
@@ -231,6 +245,8 @@ def main() -> None:
         else:
             run_fresh("tracked", 1, workdir)  # warm-up: the files of every import in the page cache
         names = ["baseline"] + [name for name in options.variants if name != "baseline"]
+        other = f"tracked @ {against}" if against else None
+        names += [other] if other else []
         times: dict[str, list[float]] = {name: [] for name in names}
         accounts: dict[str, list[Counter[str]]] = {name: [] for name in names}
         for repeat in range(options.repeats):
@@ -239,6 +255,8 @@ def main() -> None:
                 if options.in_process:
                     ACCOUNTING.seconds.clear()
                     seconds, account = run(name, options.epochs, workdir), Counter(ACCOUNTING.seconds)
+                elif name == other:
+                    seconds, account = run_fresh("tracked", options.epochs, workdir, root=against)
                 else:
                     seconds, account = run_fresh(name, options.epochs, workdir)
                 times[name].append(seconds)
@@ -260,6 +278,13 @@ def main() -> None:
               f" {statistics.median(paired):.3f}, 90% interval [{low:.3f}, {high:.3f}] over {len(paired)} repeats")
     for name in names[1:]:
         print_accounting(name, times[name], accounts[name])
+    if other and "tracked" in names:
+        inside = {name: [sum(a.values()) for a in accounts[name]] for name in ("tracked", other)}
+        paired = [ours / theirs for ours, theirs in zip(inside["tracked"], inside[other], strict=True)]
+        low, high = bootstrap_interval(paired)
+        print(f"\ntracking code, this checkout / {against}: paired median {statistics.median(paired):.3f}, "
+              f"90% interval [{low:.3f}, {high:.3f}] ({statistics.median(inside['tracked']):.2f} s against "
+              f"{statistics.median(inside[other]):.2f} s)")
 
 
 def print_accounting(name: str, times: list[float], accounts: list[Counter[str]]) -> None:
