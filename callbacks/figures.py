@@ -6,7 +6,8 @@ binary unit where a score >= 0 means class 1); a module may instead offer ``pred
 
 * :class:`LearningCurves`: the epoch metrics (``train_*``, ``val_*``, ``learning_rate``).
 * :class:`ConfusionMatrix`: on the validation set at the end of the fit (torchmetrics, so all
-  DDP processes contribute).
+  DDP processes contribute), from the module's own last validation when that came after the last
+  optimizer step.
 * :class:`DecisionBoundary`: for 2-D inputs, the regions the model assigns to each class.
 * :class:`GradientFlow`: per-layer gradient L2 norms during training (vanishing gradients show).
 * :class:`ConvFilters`: the first convolution's filters and the feature maps of the first
