@@ -394,7 +394,8 @@ class ConfusionMatrix(FigureCallback):
                 if target is None or target.is_floating_point():
                     return None  # no class labels (e.g. an associative memory's target patterns)
                 scores = pl_module(inputs)
-                metric = metric or self._new_metric(trainer, pl_module, scores)
+                if metric is None:
+                    metric = self._new_metric(trainer, pl_module, scores)
                 metric.update(_labels(pl_module, scores), target)
         if metric is None:
             return None
