@@ -34,8 +34,8 @@ def _option(args: Sequence[str], name: str) -> str | None:
 
 def preload_tracking(args: Sequence[str]) -> bool:
     """Import wandb and its Launch package now if ``args`` turn tracking on in a mode other than
-    disabled, in the process of global rank zero. Returns whether it did. Anything unusual (wandb not installed, a wrong mode) is left
-    for the CLI to report, as it would be without this."""
+    disabled, in the process of global rank zero. Returns whether it did. Anything unusual (wandb
+    not installed, a wrong mode) is left for the CLI to report, as it would be without this."""
     if "--wandb" not in args:
         return False
     if any(os.environ.get(name, "0") != "0" for name in ("RANK", "LOCAL_RANK")):

@@ -192,7 +192,7 @@ def child(variant: str, epochs: int, report: Path, root: Path | None) -> None:
     tracked = "--wandb" in args
     late = variant == "tracked, wandb imported late" or not ((root or ROOT) / "ai_scratch" / "entry.py").is_file()
     if late:
-        from ai_scratch.cli import main  # torch, Lightning ... first, as before the early import
+        import ai_scratch.cli  # noqa: F401  (torch, Lightning ... first, as before the early import)
     if tracked:
         start = time.perf_counter()
         if late:

@@ -186,22 +186,24 @@ def _labels(pl_module: L.LightningModule, scores: Tensor) -> Tensor:
     return scores.argmax(dim=-1) if scores.ndim > 1 else (scores >= 0).long()
 
 
-def _val_batch_count(trainer: L.Trainer) -> int | None:
-    """How many batches one pass over the validation loaders has (None when a loader cannot say)."""
+def _val_loaders(trainer: L.Trainer) -> list[Any]:
+    """The trainer's validation loaders as a list (empty when it has none)."""
     loaders = trainer.val_dataloaders
     if loaders is None:
-        return None
+        return []
+    return list(loaders) if isinstance(loaders, (list, tuple)) else [loaders]
+
+
+def _val_batch_count(trainer: L.Trainer) -> int | None:
+    """How many batches one pass over the validation loaders has (None when a loader cannot say)."""
     try:
-        return sum(len(loader) for loader in (loaders if isinstance(loaders, (list, tuple)) else [loaders]))
+        return sum(len(loader) for loader in _val_loaders(trainer))
     except TypeError:  # an iterable loader without a length
         return None
 
 
 def _val_batches(trainer: L.Trainer) -> Iterator[Any]:
-    loaders = trainer.val_dataloaders
-    if loaders is None:
-        return
-    for loader in loaders if isinstance(loaders, (list, tuple)) else [loaders]:
+    for loader in _val_loaders(trainer):
         yield from loader
 
 
@@ -359,7 +361,6 @@ class ConfusionMatrix(FigureCallback):
             epoch["metric"] = self._new_metric(trainer, pl_module, scores[0])
         epoch["metric"].update(_labels(pl_module, scores[0].detach()), target)
         epoch["batches"] += 1
-        scores.clear()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch, self._epoch = self._epoch, None
