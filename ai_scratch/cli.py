@@ -44,6 +44,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 import datamodules  # noqa: F401  (registers the datamodules for class names on the command line)
+from ai_scratch import wandb_startup
 from ai_scratch.experiment import ClaimResult, Experiment
 from ai_scratch.numpy_adapter import NumPyModel
 from ai_scratch.registry import PROJECT_ROOT, experiments, models
@@ -241,6 +242,8 @@ class AIScratchCLI(LightningCLI):
         if reason:
             warn_once(reason)
         self.wandb_mode = mode
+        if mode != "disabled":
+            wandb_startup.install()  # the run starts cheaper, records the same (no-op if done already)
         from lightning.pytorch.loggers import WandbLogger
 
         metadata = WandbRunMetadata(

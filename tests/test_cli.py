@@ -190,14 +190,15 @@ TRACK = ["fit", "--config", "x.yaml", "--wandb"]
 def test_the_console_imports_wandb_before_torch_when_it_will_track(
     workdir: Path, args: list[str], environment: dict[str, str], preloaded: bool
 ) -> None:
-    """wandb.init imports wandb's Launch package, whose import takes ~2 s once torch and Lightning
-    are loaded and 0.4 s before them: the console imports it first when the command will track,
-    and nothing of wandb when it will not (a fresh interpreter, as the console script starts)."""
+    """The console imports wandb first, and makes its run start cheaper (ai_scratch.wandb_startup),
+    when the command will track, and nothing of wandb when it will not (a fresh interpreter, as
+    the console script starts). wandb's Launch package is not imported either way."""
     probe = (
-        "import sys; from ai_scratch.entry import WANDB_LAUNCH_INPUTS, preload_tracking; "
-        "done = preload_tracking(sys.argv[1:]); "
-        "print(done, 'wandb' in sys.modules, WANDB_LAUNCH_INPUTS in sys.modules, 'torch' in sys.modules)"
+        "import sys; from ai_scratch.entry import preload_tracking; "
+        "from ai_scratch.wandb_startup import WANDB_LAUNCH_INPUTS; done = preload_tracking(sys.argv[1:]); "
+        "loaded = 'wandb' in sys.modules; from wandb.sdk.wandb_run import Run; skips = hasattr(Run._detect_and_apply_job_inputs, 'skips_unstaged_launch_inputs'); "
+        "print(done, loaded, skips, WANDB_LAUNCH_INPUTS in sys.modules, 'torch' in sys.modules)"
     )
     env = subprocess_env(workdir, **environment)
     result = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, check=True)
-    assert result.stdout.split() == [str(preloaded), str(preloaded), str(preloaded), "False"]
+    assert result.stdout.split() == [str(preloaded), str(preloaded), str(preloaded), "False", "False"]
