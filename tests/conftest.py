@@ -14,6 +14,17 @@ CONFIGS = ROOT / "configs"
 sys.path.insert(0, str(Path(__file__).parent))  # tests/wandb_log.py
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n``, on by default in pyproject.toml) the workers share the cores:
+    each gets one torch thread, and so do the CLI processes it starts. Two workers with a thread
+    per core each took 245 s for LeNet-5's claim (55 s alone): the threads wait on each other."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 def config(name: str) -> str:
     """Absolute path of ``configs/<name>.yaml``."""
     path = CONFIGS / f"{name}.yaml"
