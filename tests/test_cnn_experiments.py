@@ -115,7 +115,7 @@ def test_dropout_twins_differ_in_dropout_only() -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_alexnet_without_dropout_overfits(workdir: Path, seed: int) -> None:
     """Krizhevsky et al. (2012), Section 4.2: without dropout the network overfits. (That dropout
-    narrows the gap does not reproduce in this miniature: benchmarks/dropout_gap.py, ten seeds.)"""
+    narrows the gap needs twins paired by seed: benchmarks/dropout_gap.py, twelve seeds.)"""
     cli = fit("alexnet/overfitting_without_dropout_weakness", seed)
     assert cli.claim_result.reproduced, cli.claim_result.line()
     metrics = cli.trainer.callback_metrics
