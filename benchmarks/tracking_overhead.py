@@ -20,8 +20,8 @@ Two ways to run them:
   and its time is the whole process, from the interpreter's start to its exit. So the tracked run
   also pays what it pays once per process: importing wandb, starting wandb's service, and the
   imports wandb makes inside `wandb.init`. The variant "tracked, wandb imported late" is the
-  tracked run without the console's early import of wandb (ai_scratch/entry.py), as the command
-  was before it.
+  tracked run without the console's early import of wandb (ai_scratch/entry.py); the CLI still
+  makes wandb's run start cheaper there (ai_scratch/wandb_startup.py), before its logger starts it.
 * In one process (`--in-process`): every fit is a call of the CLI in this process, after a
   warm-up fit; what a process pays once is paid in the warm-up, so this isolates what tracking
   costs per fit in steady state.
