@@ -322,7 +322,8 @@ class ConfusionMatrix(FigureCallback):
         self._hook: Any = None  # the forward hook, during a validation epoch of the fit
         self._scores: list[Any] = []  # what the module returned during the current batch
         self._epoch: dict[str, Any] | None = None  # the validation epoch in progress
-        self._validated: tuple[int, MulticlassConfusionMatrix] | None = None  # (global step, its matrix)
+        # the last complete validation of the fit: (global step, class count, predicted labels, targets)
+        self._validated: tuple[int, int, list[Tensor], list[Tensor]] | None = None
 
     def _num_classes(self, trainer: L.Trainer, pl_module: L.LightningModule) -> int | None:
         for source in (self.num_classes, getattr(pl_module, "num_classes", None), getattr(trainer.datamodule, "num_classes", None)):
@@ -331,16 +332,18 @@ class ConfusionMatrix(FigureCallback):
         return None
 
     def _new_metric(self, trainer: L.Trainer, pl_module: L.LightningModule, scores: Tensor) -> MulticlassConfusionMatrix:
+        return MulticlassConfusionMatrix(self._class_count(trainer, pl_module, scores)).to(pl_module.device)
+
+    def _class_count(self, trainer: L.Trainer, pl_module: L.LightningModule, scores: Tensor) -> int:
         # unknown class count: the width of the scores says it (one score: binary)
-        num_classes = self._num_classes(trainer, pl_module) or (scores.shape[-1] if scores.ndim > 1 else 2)
-        return MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+        return self._num_classes(trainer, pl_module) or (scores.shape[-1] if scores.ndim > 1 else 2)
 
     # ------------------------------------------------------------------ the module's own validation
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
         self._remove_hook()
-        self._epoch = {"metric": None, "batches": 0, "usable": True}
+        self._epoch = {"predicted": [], "targets": [], "batches": 0, "usable": True}
         self._hook = pl_module.register_forward_hook(lambda _module, _inputs, output: self._scores.append(output))
 
     def on_validation_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -357,9 +360,12 @@ class ConfusionMatrix(FigureCallback):
                 or scores[0].shape[:1] != target.shape[:1]):
             epoch["usable"] = False  # not one call with one score row per example: the side pass will do
             return
-        if epoch["metric"] is None:
-            epoch["metric"] = self._new_metric(trainer, pl_module, scores[0])
-        epoch["metric"].update(_labels(pl_module, scores[0].detach()), target)
+        # Kept, not counted yet: only the last validation's matrix is drawn, and one update of the
+        # metric at the end costs what one batch's does (torchmetrics checks its inputs per call).
+        if not epoch["predicted"]:
+            epoch["num_classes"] = self._class_count(trainer, pl_module, scores[0])
+        epoch["predicted"].append(_labels(pl_module, scores[0].detach()))
+        epoch["targets"].append(target.detach())
         epoch["batches"] += 1
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -367,8 +373,8 @@ class ConfusionMatrix(FigureCallback):
         self._remove_hook()
         if epoch is None:
             return
-        complete = epoch["usable"] and epoch["metric"] is not None and epoch["batches"] == _val_batch_count(trainer)
-        self._validated = (trainer.global_step, epoch["metric"]) if complete else None
+        complete = epoch["usable"] and epoch["batches"] > 0 and epoch["batches"] == _val_batch_count(trainer)
+        self._validated = (trainer.global_step, epoch["num_classes"], epoch["predicted"], epoch["targets"]) if complete else None
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._remove_hook()
@@ -387,7 +393,10 @@ class ConfusionMatrix(FigureCallback):
         validated = self._validated is not None and self._validated[0] == trainer.global_step
         # compute() below is collective: every process takes the same branch
         if trainer.strategy.reduce_boolean_decision(validated, all=True):
-            return self._validated[1].compute().cpu().numpy()
+            _, num_classes, predicted, targets = self._validated
+            last_validation = MulticlassConfusionMatrix(num_classes).to(pl_module.device)
+            last_validation.update(torch.cat(predicted), torch.cat(targets))
+            return last_validation.compute().cpu().numpy()  # compute() synchronises across processes
         metric: MulticlassConfusionMatrix | None = None
         with _evaluating(pl_module):
             for batch in _val_batches(trainer):
