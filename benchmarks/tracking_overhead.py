@@ -40,12 +40,15 @@ steal time: the same work simply runs slower for a while), more than the effect.
 * Direct accounting. Inside each tracked run, the time spent in the tracking code, by component:
   the hooks of the tracking callbacks (figures, checkpoints, checkpoint artifacts, gradient
   histograms, run metadata, model summary), the loggers, wandb.init and the run's finish, and (in
-  fresh processes) the import of wandb. Its ratio to the rest of the same run is the overhead, and
-  a slow spell slows both alike. It leaves out what the clock cannot be put around: Lightning
-  calling the extra callbacks (under 10 µs per batch once their unused batch hooks are skipped,
-  see callbacks/dispatch.py), any effect on the training itself (caches, memory) and, in fresh
-  processes, wandb's work at the process's exit. With py-spy, the sampled difference between the
-  two variants matched the accounted time within a few tenths of a second (in one process).
+  fresh processes) the import of wandb: of the modules it loads, those that the untracked fit does
+  not import as well (NumPy, asyncio, email ... it does; the child imports them before the clock
+  starts, so that the run's rest pays for them, as it does untracked). Its ratio to the rest of
+  the same run is the overhead, and a slow spell slows both alike. It leaves out what the clock
+  cannot be put around: Lightning calling the extra callbacks (under 10 µs per batch once their
+  unused batch hooks are skipped, see callbacks/dispatch.py), any effect on the training itself
+  (caches, memory) and, in fresh processes, wandb's work at the process's exit. With py-spy, the
+  sampled difference between the two variants matched the accounted time within a few tenths of
+  a second (in one process).
 
 Each fit stands for one `ai-scratch fit` process: as the console command does, the objects alive
 when the run starts are frozen out of the garbage collector (in one process, after the clock
@@ -57,6 +60,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import importlib
 import json
 import os
 import statistics
@@ -175,16 +179,36 @@ def run_fresh(variant: str, epochs: int, workdir: Path, root: Path | None = None
     report.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child", variant, "--epochs", str(epochs), "--report", str(report)]
     command += ["--root", str(root)] if root is not None else []
+    shared = workdir / f"shared-{'other' if root is not None else 'this'}.json"
+    command += ["--shared", str(shared)] if shared.is_file() else []
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
     return seconds, Counter(json.loads(report.read_text()))
 
 
-def child(variant: str, epochs: int, report: Path, root: Path | None) -> None:
+def modules_imported_by(code: str, root: Path | None = None) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code`` (beyond its own start)."""
+    probe = f"import sys; before = set(sys.modules); {code}; print(*sorted(set(sys.modules) - before))"
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, filter(None, [root, ROOT]))))
+    result = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True)
+    return set(result.stdout.split())
+
+
+def shared_with_the_untracked_fit(root: Path | None = None) -> list[str]:
+    """The modules that ``import wandb`` loads and that an untracked fit imports as well (NumPy,
+    asyncio, email ...: some 250 of wandb's 630). The early import of wandb pays for them, and the
+    untracked fit pays for them too, through torch and Lightning; in the accounting they belong to
+    the rest of the run, not to tracking (about 0.3 s of the import here)."""
+    untracked = modules_imported_by("import ai_scratch.cli", root)
+    return sorted(modules_imported_by("import wandb", root) & untracked)
+
+
+def child(variant: str, epochs: int, report: Path, root: Path | None, shared: Path | None = None) -> None:
     """The process of :func:`run_fresh`: ``ai-scratch fit`` as the console script runs it (the
     early import of wandb included, except in the "imported late" variant and in a checkout from
-    before it), with the accounting of a tracked run installed."""
+    before it), with the accounting of a tracked run installed. ``shared`` lists the modules to
+    import before the clock starts on wandb's import (see :func:`shared_with_the_untracked_fit`)."""
     warnings.filterwarnings("ignore")
     if root is not None:
         sys.path.insert(0, str(root))  # its packages before this checkout's
@@ -194,6 +218,11 @@ def child(variant: str, epochs: int, report: Path, root: Path | None) -> None:
     if late:
         import ai_scratch.cli  # noqa: F401  (torch, Lightning ... first, as before the early import)
     if tracked:
+        for name in json.loads(shared.read_text()) if shared is not None else []:
+            try:
+                importlib.import_module(name)  # imported anyway: the rest of the run's, not the clock's below
+            except Exception:  # noqa: BLE001  (a module that only imports as part of its package)
+                pass
         start = time.perf_counter()
         if late:
             import wandb  # noqa: F401  (as Lightning's WandbLogger would import it)
@@ -222,9 +251,10 @@ def main() -> None:
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one fresh process's fit
     parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--shared", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
-        child(options.child, options.epochs, options.report, options.root)
+        child(options.child, options.epochs, options.report, options.root, options.shared)
         return
     if "baseline" not in options.variants:
         parser.error("--variants must include baseline, the denominator of every ratio")
@@ -243,6 +273,9 @@ def main() -> None:
             run("tracked", 1, workdir)  # warm-up: imports, wandb's service, data caches, allocator
             ACCOUNTING.install()  # after the warm-up: every figure callback class is imported by now
         else:
+            (workdir / "shared-this.json").write_text(json.dumps(shared_with_the_untracked_fit()))
+            if against is not None:
+                (workdir / "shared-other.json").write_text(json.dumps(shared_with_the_untracked_fit(against)))
             run_fresh("tracked", 1, workdir)  # warm-up: the files of every import in the page cache
         names = ["baseline"] + [name for name in options.variants if name != "baseline"]
         other = f"tracked @ {against}" if against else None
