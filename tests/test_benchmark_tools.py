@@ -91,3 +91,18 @@ def test_figure_speed_refuses_a_folder_without_matplotlib(tmp_path: Path, capsys
     with pytest.raises(SystemExit) as exit_info:
         module.main()
     assert exit_info.value.code == 2 and "no matplotlib package in that folder" in capsys.readouterr().err
+
+
+def test_modules_imported_by_lists_what_a_fresh_interpreter_loads_for_the_code() -> None:
+    module = load("tracking_overhead")
+    loaded = module.modules_imported_by("import json")
+    assert {"json", "json.decoder"} <= loaded
+    assert "numpy" not in loaded and "sys" not in loaded  # nothing it did not import, nothing from the start
+
+
+def test_the_import_of_wandb_is_charged_only_for_what_the_untracked_fit_does_not_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = load("tracking_overhead")
+    imports = {"import ai_scratch.cli": {"torch", "numpy", "asyncio"}, "import wandb": {"wandb", "pydantic", "numpy", "asyncio"}}
+    monkeypatch.setattr(module, "modules_imported_by", lambda code, root=None: imports[code])
+    # imported before the clock starts on wandb's import: the untracked fit pays for them too
+    assert module.shared_with_the_untracked_fit() == ["asyncio", "numpy"]
