@@ -34,6 +34,7 @@ from callbacks.figures import (
     GradientFlow,
     LearningCurves,
     default_figures,
+    use_drawing_process,
 )
 from callbacks.generalization import GeneralizationGap
 from callbacks.memory_format import ChannelsLast
@@ -55,4 +56,5 @@ __all__ = [
     "default_figures",
     "skip_unused_batch_hooks",
     "tags_from_model_info",
+    "use_drawing_process",
 ]
