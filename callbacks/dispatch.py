@@ -18,6 +18,7 @@ no ``train_time_interval``) returns from ``on_train_batch_end`` without doing an
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
@@ -63,3 +64,38 @@ def skip_unused_batch_hooks(callbacks: Iterable[Callback]) -> list[str]:
                     break
                 skipped.append(f"{type(callback).__name__}.{hook}")
     return skipped
+
+
+class EveryNSteps:
+    """Which optimizer steps are due for a callback that acts every ``n`` steps (0, n, 2n, ... by
+    ``trainer.global_step``), called from ``on_before_optimizer_step``.
+
+    ``trainer.global_step`` walks Lightning's loops and strategy on each read (about 15 µs on a
+    small CPU, a twentieth of a second over a 2,500-step fit, per callback that asks). Lightning
+    calls ``on_before_optimizer_step`` once per step that global_step counts (automatic
+    optimization with its one optimizer; in manual optimization once per ``optimizer.step()``),
+    so between the due steps this counts the calls down and reads global_step only on the steps it
+    expects to be due, where it also corrects the count if a step was not counted.
+    """
+
+    def __init__(self, n: int) -> None:
+        if n < 1:
+            raise ValueError(f"EveryNSteps: n must be at least 1, got {n}")
+        self.n = n
+        self._skip: int | None = None  # calls to let pass before global_step is read again
+
+    def start(self, trainer: Any) -> None:
+        """Where a fit (or a resumed one) starts counting from."""
+        self._skip = (-trainer.global_step) % self.n
+
+    def due(self, trainer: Any) -> int | None:
+        """The global step if this call is one of every ``n``-th, else ``None``."""
+        if self._skip is None:
+            self.start(trainer)
+        if self._skip:
+            self._skip -= 1
+            return None
+        step = trainer.global_step
+        remainder = step % self.n
+        self._skip = self.n - 1 if remainder == 0 else self.n - remainder - 1
+        return step if remainder == 0 else None

@@ -53,6 +53,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from callbacks import plots
 from callbacks._drawing import SCHEDULER, Recipe, use_drawing_process, writer as _writer  # noqa: F401  (re-exported)
 from callbacks._wandb import run_is_disabled, wandb_installed, wandb_logger, warn_once
+from callbacks.dispatch import EveryNSteps
 
 
 class FigureCallback(Callback):
@@ -527,23 +528,29 @@ class GradientFlow(FigureCallback):
         self.steps: list[int] = []
         self.norms: dict[str, list[float]] = {}
         self._watched: list[tuple[str, nn.Parameter]] = []
+        self._due = EveryNSteps(every_n_steps)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # named_parameters() walks every submodule (metrics included): once per fit, not per record
-        self._watched = [(n, p) for n, p in pl_module.named_parameters() if p.ndim >= 2 or not self.weights_only]
+        # named_parameters() walks every submodule (metrics included): once per fit, not per record;
+        # only rank zero records
+        self._watched = [(n, p) for n, p in pl_module.named_parameters() if p.ndim >= 2 or not self.weights_only] if trainer.is_global_zero else []
+        self._due.start(trainer)
 
     # Before the optimizer step, not at the end of the batch: with gradient accumulation a batch
     # may end without a step (its gradients a partial sum), and by the step's count, not the batch's
     # index within the epoch, the records are evenly spaced across epochs.
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        if not trainer.is_global_zero or trainer.global_step % self.every_n_steps:
+        if not self._watched:
+            return
+        step = self._due.due(trainer)
+        if step is None:
             return
         named = [(n, p.grad) for n, p in self._watched if p.grad is not None]
         if not named:
             return
         norms = torch.stack([g.detach().float().norm(2) for _, g in named]).tolist()  # one device sync
         values = dict(zip((n for n, _ in named), norms))
-        self.steps.append(trainer.global_step)
+        self.steps.append(step)
         for name in list(self.norms) + [n for n in values if n not in self.norms]:
             self.norms.setdefault(name, [math.nan] * (len(self.steps) - 1)).append(values.get(name, math.nan))
 

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from callbacks._wandb import run_is_disabled, wandb_run, warn_once
+from callbacks.dispatch import EveryNSteps
 
 WatchLog = Literal["gradients", "parameters", "all"]
 
@@ -69,6 +70,7 @@ class WandbWatch(Callback):
         self._run: Any | None = None
         self._parameters: list[tuple[str, Tensor]] = []
         self._graph_watched: L.LightningModule | None = None
+        self._due = EveryNSteps(log_freq)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -86,8 +88,14 @@ class WandbWatch(Callback):
             run.watch(pl_module, log=None, log_graph=True, idx=0)
             self._graph_watched = pl_module
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._due.start(trainer)  # here, not at fit start: a resumed fit has its step back by now
+
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        if self._run is None or trainer.global_step % self.log_freq:
+        if self._run is None:
+            return
+        step = self._due.due(trainer)
+        if step is None:
             return
         tensors: dict[str, Tensor] = {}
         for name, parameter in self._parameters:
@@ -100,7 +108,7 @@ class WandbWatch(Callback):
             # wandb.watch does), the histograms of every step until the module next logged would
             # overwrite each other there, and a module that logs once per epoch would keep only
             # the last of each epoch. The step key is the x axis WandbLogger gives every metric.
-            self._run.log({**histograms(tensors), "trainer/global_step": trainer.global_step})
+            self._run.log({**histograms(tensors), "trainer/global_step": step})
 
     def _stop(self) -> None:
         run, self._run, self._parameters = self._run, None, []

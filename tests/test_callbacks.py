@@ -33,6 +33,7 @@ from callbacks import (
     skip_unused_batch_hooks,
 )
 from callbacks import _wandb as wandb_helpers
+from callbacks.dispatch import EveryNSteps
 from wandb_log import find_runs, read_run
 
 
@@ -340,6 +341,62 @@ def test_gradient_flow_records_once_per_optimizer_step_with_accumulated_batches(
     fit = trainer(tmp_path, False, [flow], max_epochs=3, accumulate_grad_batches=2, enable_checkpointing=False)
     fit.fit(TinyClassifier(), train, val)
     assert fit.global_step == 6 and flow.steps == [0, 2, 4]  # evenly spaced across epochs, whole sums only
+
+
+def test_gradient_flow_keeps_its_step_phase_when_a_fit_resumes(tmp_path: Path) -> None:
+    # 4 steps per epoch; stopped after 2 epochs (step 8) and resumed to 5, against one fit of 5
+    train, val = plane_loaders()
+    whole = GradientFlow(every_n_steps=3)
+    trainer(tmp_path / "whole", False, [whole], max_epochs=5, enable_checkpointing=False).fit(TinyClassifier(), train, val)
+    first = GradientFlow(every_n_steps=3)
+    stopped = trainer(tmp_path / "stopped", False, [first], max_epochs=2, enable_checkpointing=False)
+    stopped.fit(TinyClassifier(), train, val)
+    stopped.save_checkpoint(tmp_path / "two_epochs.ckpt")
+    resumed = GradientFlow(every_n_steps=3)
+    trainer(tmp_path / "resumed", False, [resumed], max_epochs=5, enable_checkpointing=False).fit(
+        TinyClassifier(), train, val, ckpt_path=tmp_path / "two_epochs.ckpt")
+    assert whole.steps == [0, 3, 6, 9, 12, 15, 18]
+    assert first.steps == [0, 3, 6] and resumed.steps == whole.steps  # its history restored, then 9, 12 ...
+
+
+class CountingTrainer:
+    """Stands in for a Trainer whose global step advances once per optimizer step; counts reads."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.reads = step, 0
+
+    @property
+    def global_step(self) -> int:
+        self.reads += 1
+        return self.step
+
+
+@pytest.mark.parametrize("first_step", [0, 1, 7, 10])
+def test_every_n_steps_reads_the_global_step_only_on_the_steps_that_are_due(first_step: int) -> None:
+    fake = CountingTrainer(first_step)
+    due = EveryNSteps(5)
+    due.start(fake)
+    found = []
+    for _ in range(40):
+        step = due.due(fake)
+        if step is not None:
+            found.append(step)
+        fake.step += 1
+    assert found == [s for s in range(first_step, first_step + 40) if s % 5 == 0]
+    assert fake.reads == 1 + len(found)  # the start, then once per due step
+
+
+def test_every_n_steps_corrects_its_count_when_steps_went_uncounted() -> None:
+    fake = CountingTrainer(0)
+    due = EveryNSteps(4)
+    due.start(fake)
+    found = []
+    for call in range(30):
+        step = due.due(fake)
+        if step is not None:
+            found.append(step)
+        fake.step += 2 if call == 5 else 1  # one call advanced the step twice
+    assert all(step % 4 == 0 for step in found) and found[-1] == 28 and found[:2] == [0, 4]
 
 
 def test_learning_curves_and_gradient_flow_keep_their_history_in_checkpoints() -> None:
