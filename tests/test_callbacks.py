@@ -371,31 +371,30 @@ class CountingTrainer:
         return self.step
 
 
-@pytest.mark.parametrize("first_step", [0, 1, 7, 10])
-def test_every_n_steps_reads_the_global_step_only_on_the_steps_that_are_due(first_step: int) -> None:
-    fake = CountingTrainer(first_step)
-    due = EveryNSteps(5)
+def due_steps(n: int, fake: CountingTrainer, calls: int, twice_at: int | None = None) -> list[int]:
+    """The steps EveryNSteps(n) finds due over ``calls`` optimizer steps (one call at ``twice_at``
+    advances the step by two)."""
+    due = EveryNSteps(n)
     due.start(fake)
     found = []
-    for _ in range(40):
+    for call in range(calls):
         step = due.due(fake)
         if step is not None:
             found.append(step)
-        fake.step += 1
+        fake.step += 2 if call == twice_at else 1
+    return found
+
+
+@pytest.mark.parametrize("first_step", [0, 1, 7, 10])
+def test_every_n_steps_reads_the_global_step_only_on_the_steps_that_are_due(first_step: int) -> None:
+    fake = CountingTrainer(first_step)
+    found = due_steps(5, fake, 40)
     assert found == [s for s in range(first_step, first_step + 40) if s % 5 == 0]
     assert fake.reads == 1 + len(found)  # the start, then once per due step
 
 
 def test_every_n_steps_corrects_its_count_when_steps_went_uncounted() -> None:
-    fake = CountingTrainer(0)
-    due = EveryNSteps(4)
-    due.start(fake)
-    found = []
-    for call in range(30):
-        step = due.due(fake)
-        if step is not None:
-            found.append(step)
-        fake.step += 2 if call == 5 else 1  # one call advanced the step twice
+    found = due_steps(4, CountingTrainer(0), 30, twice_at=5)
     assert all(step % 4 == 0 for step in found) and found[-1] == 28 and found[:2] == [0, 4]
 
 
