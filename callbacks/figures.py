@@ -534,6 +534,7 @@ class GradientFlow(FigureCallback):
         # named_parameters() walks every submodule (metrics included): once per fit, not per record;
         # only rank zero records
         self._watched = [(n, p) for n, p in pl_module.named_parameters() if p.ndim >= 2 or not self.weights_only] if trainer.is_global_zero else []
+        self._due = EveryNSteps(self.every_n_steps)  # as set now (the CLI may set it after construction)
         self._due.start(trainer)
 
     # Before the optimizer step, not at the end of the batch: with gradient accumulation a batch

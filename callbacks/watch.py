@@ -89,6 +89,7 @@ class WandbWatch(Callback):
             self._graph_watched = pl_module
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._due = EveryNSteps(self.log_freq)  # log_freq as it is now
         self._due.start(trainer)  # here, not at fit start: a resumed fit has its step back by now
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
