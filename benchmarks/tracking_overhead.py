@@ -197,7 +197,7 @@ def modules_imported_by(code: str, root: Path | None = None) -> set[str]:
 
 def shared_with_the_untracked_fit(root: Path | None = None) -> list[str]:
     """The modules that ``import wandb`` loads and that an untracked fit imports as well (NumPy,
-    asyncio, email ...: some 250 of wandb's 630). The early import of wandb pays for them, and the
+    asyncio, email ...: some 260 of wandb's 630). The early import of wandb pays for them, and the
     untracked fit pays for them too, through torch and Lightning; in the accounting they belong to
     the rest of the run, not to tracking (about 0.3 s of the import here)."""
     untracked = modules_imported_by("import ai_scratch.cli", root)

@@ -24,6 +24,7 @@ A module may offer ``model_info() -> dict`` (name, module, category, pattern, fr
 the metadata and artifact callbacks use it when it is there.
 """
 
+from callbacks._drawing import use_drawing_process
 from callbacks.artifacts import WandbCheckpointArtifacts
 from callbacks.dispatch import skip_unused_batch_hooks
 from callbacks.figures import (
@@ -34,7 +35,6 @@ from callbacks.figures import (
     GradientFlow,
     LearningCurves,
     default_figures,
-    use_drawing_process,
 )
 from callbacks.generalization import GeneralizationGap
 from callbacks.memory_format import ChannelsLast

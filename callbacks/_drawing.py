@@ -118,13 +118,12 @@ class Scheduler:
 
     A feeder thread hands the child the front of the queue as soon as it is free, and waits for its
     answer (the wait releases the GIL), so that the child never idles while this process draws.
-    ``writer`` gives the executor that encodes the PNGs of the figures drawn in this process."""
+    The PNGs of the figures drawn in this process are encoded by the :func:`writer` thread."""
 
     #: seconds to wait for the child's figure before it is given up for stuck
     timeout = 120.0
 
-    def __init__(self, writer: Callable[[], ThreadPoolExecutor] | None = writer) -> None:
-        self._writer = writer
+    def __init__(self) -> None:
         self._process: Any = None
         self._connection: Connection | None = None
         self._feeder: threading.Thread | None = None
@@ -245,15 +244,11 @@ class Scheduler:
             self._changed.notify_all()
 
     def _draw_here(self, job: _Job) -> None:
-        """matplotlib here; the PNG's encoding in the writer thread (when there is one)."""
+        """matplotlib here; the PNG's encoding in the writer thread."""
         try:
             with rc_context(plots.RC):
                 pixels = plots.render(job.recipe())
-            if self._writer is None:
-                job.done.set_result(plots.write_png(pixels, job.path))
-                self.drawn["here"] += 1
-                return
-            written = self._writer().submit(plots.write_png, pixels, job.path)
+            written = writer().submit(plots.write_png, pixels, job.path)
         except Exception as error:  # noqa: BLE001  (raised where the callback waits for it)
             job.done.set_exception(error)
             return

@@ -68,7 +68,7 @@ def skip_unused_batch_hooks(callbacks: Iterable[Callback]) -> list[str]:
 
 class EveryNSteps:
     """Which optimizer steps are due for a callback that acts every ``n`` steps (0, n, 2n, ... by
-    ``trainer.global_step``), called from ``on_before_optimizer_step``.
+    ``trainer.global_step``), called from ``on_before_optimizer_step`` with the callback's own ``n``.
 
     ``trainer.global_step`` walks Lightning's loops and strategy on each read (about 15 µs on a
     small CPU, a twentieth of a second over a 2,500-step fit, per callback that asks). Lightning
@@ -78,24 +78,21 @@ class EveryNSteps:
     expects to be due, where it also corrects the count if a step was not counted.
     """
 
-    def __init__(self, n: int) -> None:
-        if n < 1:
-            raise ValueError(f"EveryNSteps: n must be at least 1, got {n}")
-        self.n = n
+    def __init__(self) -> None:
         self._skip: int | None = None  # calls to let pass before global_step is read again
 
-    def start(self, trainer: Any) -> None:
+    def start(self, trainer: Any, n: int) -> None:
         """Where a fit (or a resumed one) starts counting from."""
-        self._skip = (-trainer.global_step) % self.n
+        self._skip = (-trainer.global_step) % n
 
-    def due(self, trainer: Any) -> int | None:
+    def due(self, trainer: Any, n: int) -> int | None:
         """The global step if this call is one of every ``n``-th, else ``None``."""
         if self._skip is None:
-            self.start(trainer)
+            self.start(trainer, n)
         if self._skip:
             self._skip -= 1
             return None
         step = trainer.global_step
-        remainder = step % self.n
-        self._skip = self.n - 1 if remainder == 0 else self.n - remainder - 1
+        remainder = step % n
+        self._skip = n - 1 if remainder == 0 else n - remainder - 1
         return step if remainder == 0 else None

@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from callbacks import plots
-from callbacks._drawing import SCHEDULER, Recipe, use_drawing_process, writer as _writer  # noqa: F401  (re-exported)
+from callbacks._drawing import SCHEDULER, Recipe, writer as _writer
 from callbacks._wandb import run_is_disabled, wandb_installed, wandb_logger, warn_once
 from callbacks.dispatch import EveryNSteps
 
@@ -528,14 +528,13 @@ class GradientFlow(FigureCallback):
         self.steps: list[int] = []
         self.norms: dict[str, list[float]] = {}
         self._watched: list[tuple[str, nn.Parameter]] = []
-        self._due = EveryNSteps(every_n_steps)
+        self._due = EveryNSteps()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # named_parameters() walks every submodule (metrics included): once per fit, not per record;
         # only rank zero records
         self._watched = [(n, p) for n, p in pl_module.named_parameters() if p.ndim >= 2 or not self.weights_only] if trainer.is_global_zero else []
-        self._due = EveryNSteps(self.every_n_steps)  # as set now (the CLI may set it after construction)
-        self._due.start(trainer)
+        self._due.start(trainer, self.every_n_steps)  # as set now (the CLI may set it after construction)
 
     # Before the optimizer step, not at the end of the batch: with gradient accumulation a batch
     # may end without a step (its gradients a partial sum), and by the step's count, not the batch's
@@ -543,7 +542,7 @@ class GradientFlow(FigureCallback):
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         if not self._watched:
             return
-        step = self._due.due(trainer)
+        step = self._due.due(trainer, self.every_n_steps)
         if step is None:
             return
         named = [(n, p.grad) for n, p in self._watched if p.grad is not None]

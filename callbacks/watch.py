@@ -70,7 +70,7 @@ class WandbWatch(Callback):
         self._run: Any | None = None
         self._parameters: list[tuple[str, Tensor]] = []
         self._graph_watched: L.LightningModule | None = None
-        self._due = EveryNSteps(log_freq)
+        self._due = EveryNSteps()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -89,13 +89,12 @@ class WandbWatch(Callback):
             self._graph_watched = pl_module
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._due = EveryNSteps(self.log_freq)  # log_freq as it is now
-        self._due.start(trainer)  # here, not at fit start: a resumed fit has its step back by now
+        self._due.start(trainer, self.log_freq)  # here, not at fit start: a resumed fit has its step back by now
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         if self._run is None:
             return
-        step = self._due.due(trainer)
+        step = self._due.due(trainer, self.log_freq)
         if step is None:
             return
         tensors: dict[str, Tensor] = {}

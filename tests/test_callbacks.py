@@ -374,11 +374,11 @@ class CountingTrainer:
 def due_steps(n: int, fake: CountingTrainer, calls: int, twice_at: int | None = None) -> list[int]:
     """The steps EveryNSteps(n) finds due over ``calls`` optimizer steps (one call at ``twice_at``
     advances the step by two)."""
-    due = EveryNSteps(n)
-    due.start(fake)
+    due = EveryNSteps()
+    due.start(fake, n)
     found = []
     for call in range(calls):
-        step = due.due(fake)
+        step = due.due(fake, n)
         if step is not None:
             found.append(step)
         fake.step += 2 if call == twice_at else 1
