@@ -1,4 +1,5 @@
-"""Two fixed costs of starting a wandb run, avoided without changing what the run records.
+"""Three fixed costs of importing wandb and starting its run, avoided without changing what the run
+records.
 
 Measured on these machines (Python 3.11, wandb 0.31, 2 CPU cores), in an ``ai-scratch fit``
 process that has torch, Lightning and torchvision loaded:
@@ -18,7 +19,19 @@ process that has torch, Lightning and torchvision loaded:
    file read per wait); the timeout is wandb's as before. wandb keeps this sleep as a module
    attribute so that its own tests can replace it (``service_port_file._SLEEP``).
 
-Both are applied by :func:`install`: from the console entry once wandb is imported, before
+3. **Attribute docstrings, 0.3 s of the import.** wandb's pydantic models (its ``Settings``, the
+   artifact models: 21 classes, some 180 documented fields) set ``use_attribute_docstrings``, so that
+   pydantic makes each field's docstring its description. To find a class's source, pydantic (on
+   Python before 3.13) walks the call stack with ``inspect.getmodule``, reads the class's block
+   with Python's pure-Python tokenizer (``inspect.getblock``) and parses it again: 0.31 of the 0.71
+   s that ``import wandb`` takes here. :func:`attribute_docstrings_read_once` reads the same
+   descriptions from one parse of each class statement by Python's own parser: pydantic's own
+   ``DocstringVisitor`` visits the same statement, found at the line that is creating the class,
+   as pydantic finds it. A class whose statement is not at the top of its module's file (one
+   defined in a function, say) goes to pydantic's own function, and so does every class once the
+   import is over. :func:`import_wandb` imports wandb inside it.
+
+The first two are applied by :func:`install`: from the console entry once wandb is imported, before
 torch, and from the CLI before its logger starts the run. It acts in the process of global rank
 zero only (the one that starts the run; a DDP process with ``RANK`` or ``LOCAL_RANK`` other than
 0 starts none) and only where wandb is installed. A wandb release without these functions is left
@@ -28,10 +41,15 @@ measures what they save (``--against`` a checkout from before).
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import functools
+import linecache
 import os
 import sys
 import time
+from collections.abc import Iterator
+from types import ModuleType
 
 #: the module that ``Run._detect_and_apply_job_inputs`` imports, and through which inputs are staged
 WANDB_LAUNCH_INPUTS = "wandb.sdk.launch.inputs.internal"
@@ -58,6 +76,91 @@ def _short_sleep(seconds: float) -> None:
     time.sleep(min(seconds, PORT_FILE_POLL_SECONDS))
 
 
+def import_wandb() -> ModuleType:
+    """``import wandb``, with :func:`attribute_docstrings_read_once` (ImportError without wandb)."""
+    with attribute_docstrings_read_once():
+        import wandb
+    return wandb
+
+
+@contextlib.contextmanager
+def attribute_docstrings_read_once() -> Iterator[bool]:
+    """While inside, pydantic reads the attribute docstrings of a model class from one parse of the
+    class's own statement (item 3 of the module docstring; each module's lines are read once for
+    the block). Yields whether it applies: not where pydantic has no such function (another
+    release), which is left alone. Not thread-safe: meant for an import at a process's start."""
+    try:
+        from pydantic._internal import _docs_extraction, _fields
+    except ImportError:
+        yield False
+        return
+    original = getattr(_fields, "extract_docstrings_from_cls", None)
+    if original is None or original is not getattr(_docs_extraction, "extract_docstrings_from_cls", None) \
+            or not hasattr(_docs_extraction, "DocstringVisitor"):
+        yield False
+        return
+    sources: dict[str, list[str]] = {}  # the lines of each module's file, for this block
+
+    @functools.wraps(original)
+    def extract_docstrings_from_cls(cls: type, use_inspect: bool = False) -> dict[str, str]:
+        node = _class_statement(cls, sources)
+        if node is None:
+            return original(cls, use_inspect=use_inspect)
+        visitor = _docs_extraction.DocstringVisitor()
+        visitor.generic_visit(node)  # as pydantic visits the class statement it parsed
+        return visitor.attrs
+
+    _fields.extract_docstrings_from_cls = extract_docstrings_from_cls
+    try:
+        yield True
+    finally:
+        _fields.extract_docstrings_from_cls = original
+
+
+def _class_statement(cls: type, sources: dict[str, list[str]]) -> ast.ClassDef | None:
+    """The top-level ``class`` statement that is creating ``cls`` now: in the innermost frame of
+    ``cls``'s module (where pydantic looks), at that frame's line (the class's line or its first
+    decorator's). None when there is no such statement (then pydantic's own search decides)."""
+    if cls.__qualname__ != cls.__name__:  # nested in a function or class: pydantic dedents it
+        return None
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") != cls.__module__:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    filename, line = frame.f_code.co_filename, frame.f_lineno
+    if filename not in sources:
+        sources[filename] = linecache.getlines(filename)
+    statement = _top_level_statement(sources[filename], line)
+    if isinstance(statement, ast.ClassDef) and statement.name == cls.__name__:
+        return statement
+    return None
+
+
+def _top_level_statement(lines: list[str], line: int) -> ast.stmt | None:
+    """The statement that starts at ``line`` (1-based) at the top of a module's ``lines``, parsed
+    alone: its lines run to the next line that starts in column 0 with code (decorators and the
+    ``class`` line they decorate are one statement). A cut inside a string or brackets does not
+    parse: then None."""
+    if not 0 < line <= len(lines) or lines[line - 1][:1] in ("", " ", "\t", "#", "\n"):
+        return None
+    end = line
+    decorators = lines[line - 1].startswith("@")
+    while end < len(lines):
+        text = lines[end]
+        starts_code = text[:1] not in (" ", "\t", "#", "\n", "\r", ")", "]", "}", "")
+        if starts_code and not decorators:
+            break
+        if starts_code and not text.startswith("@"):
+            decorators = False  # the decorated statement's own first line
+        end += 1
+    try:
+        tree = ast.parse("".join(lines[line - 1 : end]))
+    except (SyntaxError, ValueError):
+        return None
+    return tree.body[0] if len(tree.body) == 1 else None
+
+
 def install() -> list[str]:
     """Apply both (see the module docstring) once per process; returns the names of those in
     effect: ``"launch inputs"``, ``"port file poll"``. Empty where wandb is not installed, in a
@@ -65,8 +168,9 @@ def install() -> list[str]:
     if not first_process():
         return []
     try:
-        from wandb.sdk.lib.service import service_port_file
-        from wandb.sdk.wandb_run import Run
+        with attribute_docstrings_read_once():  # in case this imports wandb
+            from wandb.sdk.lib.service import service_port_file
+            from wandb.sdk.wandb_run import Run
     except ImportError:
         return []
     applied = []

@@ -5,6 +5,7 @@ made it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -78,3 +79,145 @@ def test_a_process_other_than_rank_zero_is_left_alone(monkeypatch: pytest.Monkey
     assert wandb_startup.first_process() is False
     assert wandb_startup.install() == []
 
+
+
+# Every pydantic model of wandb, and the description of each of its fields, after ``import wandb``
+# plainly or through wandb_startup.import_wandb(); and how often pydantic's own search of the call
+# stack for a class's source ran.
+DESCRIPTIONS = r"""
+import json, sys
+import pydantic
+from pydantic._internal import _docs_extraction
+searched = []
+original = _docs_extraction._extract_source_from_frame
+_docs_extraction._extract_source_from_frame = lambda cls: (searched.append(cls.__name__), original(cls))[1]
+if sys.argv[1] == "read once":
+    from ai_scratch import wandb_startup
+    wandb_startup.import_wandb()
+else:
+    import wandb
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+models = {f"{c.__module__}.{c.__qualname__}": {name: field.description for name, field in c.model_fields.items()}
+          for c in set(subclasses(pydantic.BaseModel)) if c.__module__.startswith("wandb")}
+print(json.dumps({"models": models, "searched": searched}))
+"""
+
+
+def descriptions(workdir: Path, how: str) -> dict:
+    result = subprocess.run([sys.executable, "-c", DESCRIPTIONS, how], cwd=workdir, env=subprocess_env(workdir),
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_wandb_imported_with_docstrings_read_once_has_the_same_field_descriptions(workdir: Path) -> None:
+    plain, read_once = descriptions(workdir, "plain"), descriptions(workdir, "read once")
+    assert read_once["models"] == plain["models"]
+    described = sum(text is not None for fields in plain["models"].values() for text in fields.values())
+    assert described >= 150, described  # wandb.Settings alone documents some 150 fields
+    assert plain["models"]["wandb.sdk.wandb_settings.Settings"]["mode"]  # a description, read from source
+    # pydantic searched the stack for every model's source without it, for at most one with it
+    assert len(plain["searched"]) >= 20 and len(read_once["searched"]) <= 1, read_once["searched"]
+
+
+MODELS = '''
+import functools
+from pydantic import BaseModel, ConfigDict
+
+
+class Documented(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+@functools.total_ordering
+class Decorated(Documented):
+    """A class docstring."""
+
+    first: int = 0
+    """The first field."""
+
+    def __lt__(self, other):
+        return self.first < other.first
+
+
+class Plain(Documented):
+    x: float = 1.0  # a comment, not a docstring
+    y: float = 2.0
+    """Only y has one."""
+
+
+class ColumnZero(Documented):
+    text: str = ""
+    """A docstring of two lines
+that go back to the first column."""
+
+
+class Brackets(Documented):
+    z: list[int] = [
+1, 2]
+    """After brackets that reach the first column."""
+
+
+def factory():
+    class Nested(Documented):
+        inner: int = 0
+        """Inside a function."""
+
+    return Nested
+
+
+Nested = factory()
+'''
+CLASSES = ("Decorated", "Plain", "ColumnZero", "Brackets", "Nested")
+
+
+def test_attribute_docstrings_read_once_reads_what_pydantic_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decorated class and a plain one, read from their statements; a docstring and a list that
+    reach the first column (the statement's cut does not parse) and a class made in a function,
+    read by pydantic's own function: the same descriptions as pydantic's own reading, and
+    pydantic's function back in place afterwards."""
+    import importlib
+
+    from pydantic._internal import _docs_extraction, _fields
+
+    original = _fields.extract_docstrings_from_cls
+    searched = []
+    search = _docs_extraction._extract_source_from_frame
+    monkeypatch.setattr(_docs_extraction, "_extract_source_from_frame", lambda cls: (searched.append(cls.__name__), search(cls))[1])
+    for name in ("models_plain", "models_read_once"):
+        (tmp_path / f"{name}.py").write_text(MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plain = importlib.import_module("models_plain")
+    assert searched == ["Documented", *CLASSES]  # pydantic searches the stack for every class
+    searched.clear()
+    with wandb_startup.attribute_docstrings_read_once() as applies:
+        assert applies and _fields.extract_docstrings_from_cls is not original
+        read_once = importlib.import_module("models_read_once")
+    assert _fields.extract_docstrings_from_cls is original
+    assert searched == ["ColumnZero", "Brackets", "Nested"]
+
+    def described(module) -> dict:
+        return {cls: {name: field.description for name, field in getattr(module, cls).model_fields.items()}
+                for cls in CLASSES}
+
+    assert described(read_once) == described(plain)
+    assert described(plain) == {
+        "Decorated": {"first": "The first field."},
+        "Plain": {"x": None, "y": "Only y has one."},
+        "ColumnZero": {"text": "A docstring of two lines\nthat go back to the first column."},
+        "Brackets": {"z": "After brackets that reach the first column."},
+        "Nested": {"inner": "Inside a function."},
+    }
+
+
+def test_a_statement_cut_inside_a_string_does_not_parse() -> None:
+    lines = ['class A:\n', '    """Two lines,\n', 'the second in column 0."""\n', 'B = 1\n']
+    assert wandb_startup._top_level_statement(lines, 1) is None
+    assert isinstance(wandb_startup._top_level_statement(lines, 4), ast.Assign)
+    decorated = ["@decorator\n", "@other(\n", ")\n", "class C:\n", "    x: int = 0\n", "\n", "# note\n", "D = 2\n"]
+    statement = wandb_startup._top_level_statement(decorated, 1)
+    assert isinstance(statement, ast.ClassDef) and statement.name == "C" and len(statement.decorator_list) == 2
+    assert wandb_startup._top_level_statement(decorated, 5) is None  # not the start of a top-level statement
