@@ -3,7 +3,7 @@
 Importing wandb costs about 0.1 s less while the process is still small (and 0.3 s less again
 with its pydantic models' docstrings read by Python's own parser), and wandb's run start is
 made cheaper before anything else can start one (:mod:`ai_scratch.wandb_startup`: 0.4 s of
-Launch imports and 0.16 s of sleep skipped). Before that change, the early import mattered more:
+Launch imports, 0.16 s of sleep and 0.1 s of reading package metadata skipped). Before that change, the early import mattered more:
 ``wandb.init`` imports wandb's Launch package, whose pydantic models read the docstrings of their
 fields by walking the import frames with ``inspect.getmodule``; on Python before 3.13 each such
 lookup scans every loaded module, so that import took 0.4 s before torch and 2.1 s after torch,

@@ -57,7 +57,7 @@ def probe(workdir: Path, *args: str) -> dict:
 def test_a_run_starts_without_the_launch_imports_and_still_applies_staged_launch_inputs(workdir: Path) -> None:
     report = probe(workdir, "install", "stage")
     # both apply to the wandb this project installs; if a release drops one, this says which
-    assert report["applied"] == ["launch inputs", "port file poll"]
+    assert report["applied"] == ["launch inputs", "port file poll", "installed packages"]
     assert report["again"] == report["applied"] and report["wrapped_once"]  # once per process
     assert report["launch_loaded_by_init"] is False
     # inputs staged for Launch before wandb.init are applied to the run, as wandb itself does
@@ -71,6 +71,60 @@ def test_without_it_wandb_init_imports_launch(workdir: Path) -> None:
     wandb release no longer imports Launch in wandb.init, and the wrapper can go)."""
     report = probe(workdir, "plain", "no-stage")
     assert report["applied"] == [] and report["launch_loaded_by_init"] is True
+
+
+def test_a_run_records_the_same_installed_packages_with_it(tmp_path: Path) -> None:
+    """The run's requirements.txt (every installed distribution's name and version) is the same
+    file with install() as without."""
+    recorded = []
+    for how in ("install", "plain"):
+        workdir = tmp_path / how
+        workdir.mkdir()
+        assert probe(workdir, how, "no-stage")["applied"] == ([] if how == "plain" else ["launch inputs", "port file poll", "installed packages"])
+        (requirements,) = (workdir / "wandb_root" / "wandb").glob("offline-run-*/files/requirements.txt")
+        recorded.append(requirements.read_text())
+    assert recorded[0] == recorded[1]
+    assert "wandb==" in recorded[0] and "torch==" in recorded[0] and len(recorded[0].splitlines()) > 50
+
+
+def test_installed_distributions_names_and_versions_as_importlib_metadata_does(tmp_path: Path) -> None:
+    """Every installed distribution, in order, as wandb.util.working_set reads it (Name, then
+    Version, each from importlib.metadata's full parse); and the unusual files: CRLF lines, a
+    folded header, a long description, PKG-INFO only, no version, no metadata at all."""
+    from importlib.metadata import PathDistribution, distributions
+
+    def as_wandb_reads(dists) -> list[tuple[str, str]]:
+        read = []
+        for distribution in dists:
+            try:
+                read.append((distribution.metadata["Name"], distribution.version))
+            except (KeyError, UnicodeDecodeError, TypeError):
+                pass
+        return read
+
+    def ours(dists) -> list[tuple[str, str]]:
+        return [(d.key, d.version) for d in wandb_startup.installed_distributions(dists)]
+
+    assert ours(None) == as_wandb_reads(distributions()) and len(ours(None)) > 50
+    files = {
+        "plain": ("METADATA", "Metadata-Version: 2.1\nName: Plain_Pkg\nVersion: 1.2.3\n\nName: not this\n\nA long text.\n" * 1),
+        "crlf": ("METADATA", "Metadata-Version: 2.1\r\nName: crlf\r\nVersion: 0.1\r\n\r\nVersion: 9\r\n"),
+        "folded": ("METADATA", "Metadata-Version: 2.1\nName: folded\n        name\nVersion: 2.0\n\nbody\n"),
+        "pkg-info": ("PKG-INFO", "Metadata-Version: 1.0\nName: old\nVersion: 0.0.1\n"),
+        "no-version": ("METADATA", "Metadata-Version: 2.1\nName: unversioned\n\nVersion: 1\n"),
+        "nothing": (None, ""),
+    }
+    dists = []
+    for folder, (filename, text) in files.items():
+        path = tmp_path / f"{folder}.dist-info"
+        path.mkdir()
+        if filename:
+            (path / filename).write_bytes(text.encode())
+        dists.append(PathDistribution(path))
+    expected = as_wandb_reads(dists)
+    assert ours(dists) == expected
+    assert [name for name, _ in expected][:4] == ["Plain_Pkg", "crlf", "folded\nname", "old"]  # what each case is
+    # (then, in Python 3.11, ("unversioned", None) and (None, None); from 3.12, KeyError leaves them out)
 
 
 @pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK"])
