@@ -1409,7 +1409,11 @@ def render(fig: Figure, dpi: int = 100) -> PILImage.Image:
     # An explicit white face keeps the PNG readable on wandb's dark theme.
     fig.patch.set_facecolor("white")
     fig.set_dpi(dpi)
-    canvas = FigureCanvasAgg(fig)
+    # The canvas that laid the figure out (see _renderer), if any: its renderer, at this dpi and
+    # size, is reused, and with it matplotlib's cache of the text extents measured for the layout
+    # (keyed by renderer). A new canvas would measure every text again: the five figures of a
+    # LeNet-5 fit take 10-20% longer so, for the same pixels.
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     engine = fig.get_layout_engine()
     if engine is not None:
         # Lay the figure out once, then draw it once. With a layout engine attached, savefig would

@@ -485,6 +485,28 @@ def test_save_figure_creates_folders_and_adds_png(tmp_path):
     assert imread(path).shape[1] == round(fig.get_size_inches()[0] * 50)
 
 
+def test_render_draws_with_the_renderer_that_laid_the_figure_out(tmp_path) -> None:
+    """The layout measured every text with the figure's Agg renderer; drawing reuses it (and
+    matplotlib's cache of those measurements), for the same pixels as a fresh canvas gives."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from callbacks.plots import render
+
+    history = {"train_loss": [(e, 2.0 / (e + 1)) for e in range(8)], "val_loss": [(e, 2.2 / (e + 1)) for e in range(8)],
+               "train_accuracy": [(e, 1 - 0.5 / (e + 1)) for e in range(8)]}
+    fig = learning_curves(history, title="Learning curves: reuse")
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)  # the layout's
+    layout_renderer = canvas.get_renderer()
+    reused = np.asarray(render(fig))
+    assert fig.canvas is canvas and canvas.renderer is layout_renderer
+    fresh_fig = learning_curves(history, title="Learning curves: reuse")
+    FigureCanvasBase(fresh_fig)  # forget the layout's canvas: render makes a new one
+    fresh = np.asarray(render(fresh_fig))
+    assert fresh_fig.canvas is not canvas and np.array_equal(reused, fresh)
+    assert np.asarray(render(fig, dpi=50)).shape[0] == round(fig.get_size_inches()[1] * 50)  # another dpi: a new renderer
+
+
 def test_module_imports_no_pyplot_torch_or_wandb():
     tree = ast.parse(PLOTS_SOURCE.read_text())
     imported = set()
