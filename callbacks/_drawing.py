@@ -99,9 +99,16 @@ def _serve(connection: Connection) -> None:
 
 
 class _Job:
-    def __init__(self, recipe: Recipe, path: Path) -> None:
-        self.recipe, self.path = recipe, path
-        self.done: Future = Future()  # resolves to the PNG's path, or to the error of drawing it here
+    def __init__(self, recipe: Recipe, path: Path, then: Callable[[Path], Any] | None) -> None:
+        self.recipe, self.path, self.then = recipe, path, then
+        self.done: Future = Future()  # resolves to then(PNG's path), or to the error of drawing it here
+
+    def written(self, path: Path) -> None:
+        """The PNG is at ``path``: resolve with ``then(path)`` (in the writer thread)."""
+        try:
+            self.done.set_result(self.then(path) if self.then is not None else path)
+        except Exception as error:  # noqa: BLE001  (raised where the callback waits for it)
+            self.done.set_exception(error)
 
 
 @functools.cache
@@ -158,9 +165,11 @@ class Scheduler:
         self._feeder = threading.Thread(target=self._feed, args=(process, ours), name="figure-feeder", daemon=True)
         self._feeder.start()
 
-    def submit(self, recipe: Recipe, path: Path) -> Future:
-        """Queue a figure; the future resolves to the PNG's path once someone has drawn it."""
-        job = _Job(recipe, path)
+    def submit(self, recipe: Recipe, path: Path, then: Callable[[Path], Any] | None = None) -> Future:
+        """Queue a figure; the future resolves to the PNG's path once someone has drawn it, or to
+        ``then(path)``, called in the :func:`writer` thread, so that reading the PNG back (a
+        ``wandb.Image``) overlaps with the drawing of the rest."""
+        job = _Job(recipe, path, then)
         with self._changed:
             self._queue.append(job)
             self._changed.notify_all()
@@ -223,7 +232,7 @@ class Scheduler:
                 return
             if status == "ok":
                 self.drawn["child"] += 1
-                job.done.set_result(Path(detail))
+                writer().submit(job.written, Path(detail))  # not here: the child's next figure first
                 with self._changed:
                     self._in_child = None
                     self._changed.notify_all()
@@ -244,24 +253,25 @@ class Scheduler:
             self._changed.notify_all()
 
     def _draw_here(self, job: _Job) -> None:
-        """matplotlib here; the PNG's encoding in the writer thread."""
+        """matplotlib here; the PNG's encoding (and ``then``) in the writer thread."""
         try:
             with rc_context(plots.RC):
                 pixels = plots.render(job.recipe())
-            written = writer().submit(plots.write_png, pixels, job.path)
+            writer().submit(_write, job, pixels)
         except Exception as error:  # noqa: BLE001  (raised where the callback waits for it)
             job.done.set_exception(error)
             return
         self.drawn["here"] += 1
-        written.add_done_callback(lambda future: _copy_outcome(future, job.done))
 
 
-def _copy_outcome(source: Future, target: Future) -> None:
-    error = source.exception()
-    if error is not None:
-        target.set_exception(error)
-    else:
-        target.set_result(source.result())
+def _write(job: _Job, pixels: Any) -> None:
+    """In the writer thread: the PNG of a figure drawn in the callbacks' process."""
+    try:
+        path = plots.write_png(pixels, job.path)
+    except Exception as error:  # noqa: BLE001  (a full disk: raised where the callback waits for it)
+        job.done.set_exception(error)
+        return
+    job.written(path)
 
 
 SCHEDULER = Scheduler()

@@ -78,7 +78,7 @@ class FigureCallback(Callback):
         self.log_to_wandb = log_to_wandb
         self.directory: Path | None = None
         self.saved: list[Path] = []
-        # (name, future, from a recipe, log it): the writer's wandb.Image (or None), or a recipe's PNG path
+        # (name, future, from a recipe, log it): the future resolves to the wandb.Image to log (when logged)
         self._pending: list[tuple[str, Future, bool, bool]] = []
 
     # ------------------------------------------------------------------ to override
@@ -147,7 +147,8 @@ class FigureCallback(Callback):
                     pixels = plots.render(figure)  # matplotlib: this thread only
                     self._pending.append((name, _writer().submit(_write, pixels, path, log), False, log))
                 else:
-                    self._pending.append((name, SCHEDULER.submit(figure, path), True, log))
+                    written = SCHEDULER.submit(figure, path, then=_open_image if log else None)
+                    self._pending.append((name, written, True, log))
                 paths.append(path)
         self.saved.extend(paths)
         if wait:
@@ -162,15 +163,13 @@ class FigureCallback(Callback):
         if any(from_recipe for _, _, from_recipe, _ in pending):
             SCHEDULER.drain()
         errors = []
-        for name, written, from_recipe, log in pending:
+        for name, written, _, log in pending:
             try:
                 image = written.result()
-                if from_recipe:  # the path of the PNG that the recipe became
-                    image = _open_image(image) if log else None
             except Exception as error:  # noqa: BLE001  (the rest is still waited for and logged)
                 errors.append(error)
                 continue
-            if image is not None:
+            if log:
                 # One image, not Lightning's log_image list of one: wandb decodes every PNG of a
                 # list again to compare their sizes (~10 ms a figure).
                 wandb_logger(trainer).log_metrics({f"figures/{name}": image})

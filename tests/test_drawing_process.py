@@ -81,6 +81,30 @@ def test_a_figure_drawn_by_the_child_is_the_figure_drawn_here(scheduler: Schedul
     assert np.array_equal(pixels(tmp_path / "child.png"), pixels(tmp_path / "here.png"))
 
 
+def test_then_reads_the_png_in_the_writer_thread(scheduler: Scheduler, tmp_path: Path) -> None:
+    """``then`` (how a callback opens its wandb.Image) runs on the written PNG in the writer
+    thread, whoever drew it, not in the one that drains; an error there is the future's."""
+    import threading
+
+    def read(path: Path) -> tuple[str, tuple[int, int], str]:
+        return path.name, Image.open(path).size, threading.current_thread().name
+
+    def broken(path: Path) -> None:
+        raise OSError(f"cannot read {path.name}")
+
+    in_child = scheduler.submit(confusion_recipe(), tmp_path / "child.png", then=read)
+    taken(scheduler, 1)
+    here = scheduler.submit(confusion_recipe(), tmp_path / "here.png", then=read)
+    failing = scheduler.submit(confusion_recipe(1), tmp_path / "failing.png", then=broken)
+    scheduler.drain()
+    (child_name, child_size, child_thread), (here_name, here_size, here_thread) = in_child.result(), here.result()
+    assert (child_name, here_name) == ("child.png", "here.png") and child_size == here_size
+    assert child_thread.startswith("figure-writer") and here_thread.startswith("figure-writer")
+    with pytest.raises(OSError, match="cannot read failing.png"):
+        failing.result()
+    assert (tmp_path / "failing.png").is_file()  # the figure was written; only reading it back failed
+
+
 def waits_for(paths: list[Path]) -> plots.Figure:
     """A recipe that draws only once the figures at ``paths`` are on disk."""
     deadline = time.monotonic() + 60
