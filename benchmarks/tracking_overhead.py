@@ -43,10 +43,14 @@ steal time: the same work simply runs slower for a while), more than the effect.
   fresh processes) the import of wandb: of the modules it loads, those that the untracked fit does
   not import as well (NumPy, asyncio, email ... it does; the child imports them before the clock
   starts, so that the run's rest pays for them, as it does untracked). Its ratio to the rest of
-  the same run is the overhead, and a slow spell slows both alike. It leaves out what the clock
-  cannot be put around: Lightning calling the extra callbacks (under 10 µs per batch once their
-  unused batch hooks are skipped, see callbacks/dispatch.py), any effect on the training itself
-  (caches, memory) and, in fresh processes, wandb's work at the process's exit. With py-spy, the
+  the same run is the overhead, and a slow spell slows both alike. In fresh processes it also
+  charges the process's exit, outside every hook: the seconds from the fit's return to the
+  process's end (wandb's atexit handlers and its service stopping, more modules to tear down),
+  beyond those of the untracked process of the same repeat; a difference of two short, noisy
+  times (about 0.5 s each), so the least certain component. It leaves out what the clock cannot
+  be put around: Lightning calling the extra callbacks (under 10 µs per batch once their unused
+  batch hooks are skipped, see callbacks/dispatch.py) and any effect on the training itself
+  (caches, memory, wandb's service using some 0.3 s of CPU over a 20-epoch fit). With py-spy, the
   sampled difference between the two variants matched the accounted time within a few tenths of
   a second (in one process).
 
@@ -149,6 +153,8 @@ class Accounting:
 
 
 ACCOUNTING = Accounting()
+#: the component of a fresh tracked process's exit beyond the untracked process's
+EXIT = "process exit (beyond untracked)"
 
 
 def fit_args(variant: str, epochs: int) -> list[str]:
@@ -172,9 +178,10 @@ def run(variant: str, epochs: int, workdir: Path) -> float:
     return seconds
 
 
-def run_fresh(variant: str, epochs: int, workdir: Path, root: Path | None = None) -> tuple[float, Counter[str]]:
+def run_fresh(variant: str, epochs: int, workdir: Path, root: Path | None = None) -> tuple[float, Counter[str], float]:
     """One fit as a new process (the default), of this checkout or of the one at ``root``: seconds
-    from its start to its exit, and its accounting."""
+    from its start to its exit, its accounting, and the seconds from the fit's return to the
+    process's end (atexit handlers, wandb's service stopping, the interpreter's teardown)."""
     report = workdir / "report.json"
     report.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child", variant, "--epochs", str(epochs), "--report", str(report)]
@@ -183,8 +190,9 @@ def run_fresh(variant: str, epochs: int, workdir: Path, root: Path | None = None
     command += ["--shared", str(shared)] if shared.is_file() else []
     start = time.perf_counter()
     subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seconds = time.perf_counter() - start
-    return seconds, Counter(json.loads(report.read_text()))
+    seconds, ended = time.perf_counter() - start, time.time()
+    written = json.loads(report.read_text())
+    return seconds, Counter(written["accounting"]), ended - written["returned_at"]
 
 
 def modules_imported_by(code: str, root: Path | None = None) -> set[str]:
@@ -237,7 +245,7 @@ def child(variant: str, epochs: int, report: Path, root: Path | None, shared: Pa
         ACCOUNTING.install()
         ACCOUNTING.seconds["import wandb"] = imported
     main(args, freeze_gc=True)
-    report.write_text(json.dumps(ACCOUNTING.seconds))
+    report.write_text(json.dumps({"accounting": ACCOUNTING.seconds, "returned_at": time.time()}))
 
 
 def main() -> None:
@@ -282,26 +290,34 @@ def main() -> None:
         names += [other] if other else []
         times: dict[str, list[float]] = {name: [] for name in names}
         accounts: dict[str, list[Counter[str]]] = {name: [] for name in names}
+        exits: dict[str, list[float]] = {name: [] for name in names}  # fresh processes: after the fit returned
         for repeat in range(options.repeats):
             order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate who goes first
             for name in order:
+                exit_seconds = None
                 if options.in_process:
                     ACCOUNTING.seconds.clear()
                     seconds, account = run(name, options.epochs, workdir), Counter(ACCOUNTING.seconds)
                 elif name == other:
-                    seconds, account = run_fresh("tracked", options.epochs, workdir, root=against)
+                    seconds, account, exit_seconds = run_fresh("tracked", options.epochs, workdir, root=against)
                 else:
-                    seconds, account = run_fresh(name, options.epochs, workdir)
+                    seconds, account, exit_seconds = run_fresh(name, options.epochs, workdir)
                 times[name].append(seconds)
                 accounts[name].append(account)
                 inside = sum(account.values())
                 note = f"   (tracking code {inside:.2f} s, figures {account['figures']:.2f} s)" if name != "baseline" else ""
+                if exit_seconds is not None:
+                    exits[name].append(exit_seconds)
+                    note += f"   exit {exit_seconds:.2f} s"
                 print(f"repeat {repeat + 1}: {name:<28} {seconds:7.2f} s{note}", flush=True)
+    if not options.in_process:
+        charge_exits(accounts, exits)
     # Noise on a shared machine only ever adds time: the minimum is the steadiest estimate,
     # the median is shown beside it.
     print(f"\n{'in one process' if options.in_process else 'fresh processes'}, {options.epochs} epochs")
     for name in names:
-        print(f"{name:<28} min {min(times[name]):7.2f} s   median {statistics.median(times[name]):7.2f} s")
+        exit_note = f"   exit median {statistics.median(exits[name]):.2f} s" if exits[name] else ""
+        print(f"{name:<28} min {min(times[name]):7.2f} s   median {statistics.median(times[name]):7.2f} s{exit_note}")
     for name in names[1:]:
         ratio = min(times[name]) / min(times["baseline"])
         median_ratio = statistics.median(times[name]) / statistics.median(times["baseline"])
@@ -318,6 +334,17 @@ def main() -> None:
         print(f"\ntracking code, this checkout / {against}: paired median {statistics.median(paired):.3f}, "
               f"90% interval [{low:.3f}, {high:.3f}] ({statistics.median(inside['tracked']):.2f} s against "
               f"{statistics.median(inside[other]):.2f} s)")
+
+
+def charge_exits(accounts: dict[str, list[Counter[str]]], exits: dict[str, list[float]]) -> None:
+    """Charge each tracked process, in its accounting, with what it paid at its exit beyond the
+    untracked (baseline) process of the same repeat (wandb's atexit handlers and service, more
+    modules to tear down): tracking's cost, outside any hook. Paired by repeat, as they ran."""
+    for name, runs in accounts.items():
+        if name == "baseline":
+            continue
+        for account, ours, untracked in zip(runs, exits[name], exits["baseline"], strict=True):
+            account[EXIT] = ours - untracked
 
 
 def print_accounting(name: str, times: list[float], accounts: list[Counter[str]]) -> None:

@@ -74,6 +74,17 @@ def test_accounting_counts_a_call_that_raises_and_recovers(accounting_and_clock)
     assert accounting.seconds == {"loggers": 1.5, "figures": 0.5}
 
 
+def test_a_tracked_process_is_charged_its_exit_beyond_the_untracked_one_of_the_same_repeat() -> None:
+    from collections import Counter
+
+    module = load("tracking_overhead")
+    accounts = {"baseline": [Counter(), Counter()], "tracked": [Counter(figures=1.0), Counter(figures=1.2)]}
+    exits = {"baseline": [0.5, 0.6], "tracked": [0.8, 0.5]}
+    module.charge_exits(accounts, exits)
+    assert [account[module.EXIT] for account in accounts["tracked"]] == pytest.approx([0.3, -0.1])  # paired, noise and all
+    assert accounts["tracked"][0]["figures"] == 1.0 and accounts["baseline"] == [Counter(), Counter()]
+
+
 def test_figure_speed_draws_the_five_figures_of_a_lenet5_fit(tmp_path: Path) -> None:
     from callbacks import plots
 
