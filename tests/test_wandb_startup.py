@@ -142,9 +142,12 @@ DESCRIPTIONS = r"""
 import json, sys
 import pydantic
 from pydantic._internal import _docs_extraction
-searched = []
-original = _docs_extraction._extract_source_from_frame
-_docs_extraction._extract_source_from_frame = lambda cls: (searched.append(cls.__name__), original(cls))[1]
+searched = []  # None: this pydantic searches no other way (then only the descriptions are compared)
+original = getattr(_docs_extraction, "_extract_source_from_frame", None)
+if original is None or sys.version_info >= (3, 13):  # 3.13+: pydantic reads the class's own first line
+    searched = None
+else:
+    _docs_extraction._extract_source_from_frame = lambda cls: (searched.append(cls.__name__), original(cls))[1]
 if sys.argv[1] == "read once":
     from ai_scratch import wandb_startup
     wandb_startup.import_wandb()
@@ -173,8 +176,8 @@ def test_wandb_imported_with_docstrings_read_once_has_the_same_field_description
     described = sum(text is not None for fields in plain["models"].values() for text in fields.values())
     assert described >= 150, described  # wandb.Settings alone documents some 150 fields
     assert plain["models"]["wandb.sdk.wandb_settings.Settings"]["mode"]  # a description, read from source
-    # pydantic searched the stack for every model's source without it, for at most one with it
-    assert len(plain["searched"]) >= 20 and len(read_once["searched"]) <= 1, read_once["searched"]
+    if plain["searched"] is not None:  # pydantic searched the stack for every model without it, for at most one with it
+        assert len(plain["searched"]) >= 20 and len(read_once["searched"]) <= 1, read_once["searched"]
 
 
 MODELS = '''
@@ -239,19 +242,21 @@ def test_attribute_docstrings_read_once_reads_what_pydantic_reads(tmp_path: Path
 
     original = _fields.extract_docstrings_from_cls
     searched = []
-    search = _docs_extraction._extract_source_from_frame
-    monkeypatch.setattr(_docs_extraction, "_extract_source_from_frame", lambda cls: (searched.append(cls.__name__), search(cls))[1])
+    search = getattr(_docs_extraction, "_extract_source_from_frame", None)
+    counted = search is not None and sys.version_info < (3, 13)  # 3.13+: pydantic reads the class's first line
+    if counted:
+        monkeypatch.setattr(_docs_extraction, "_extract_source_from_frame", lambda cls: (searched.append(cls.__name__), search(cls))[1])
     for name in ("models_plain", "models_read_once"):
         (tmp_path / f"{name}.py").write_text(MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
     plain = importlib.import_module("models_plain")
-    assert searched == ["Documented", *CLASSES]  # pydantic searches the stack for every class
+    assert searched == (["Documented", *CLASSES] if counted else [])  # pydantic searches the stack for every class
     searched.clear()
     with wandb_startup.attribute_docstrings_read_once() as applies:
         assert applies and _fields.extract_docstrings_from_cls is not original
         read_once = importlib.import_module("models_read_once")
     assert _fields.extract_docstrings_from_cls is original
-    assert searched == ["ColumnZero", "Brackets", "Nested"]
+    assert searched == (["ColumnZero", "Brackets", "Nested"] if counted else [])
 
     def described(module) -> dict:
         return {cls: {name: field.description for name, field in getattr(module, cls).model_fields.items()}
