@@ -1,15 +1,16 @@
 """The ``ai-scratch`` console script: when the command asks for tracking, wandb is imported first.
 
-Importing wandb costs about 0.1 s less while the process is still small (and 0.3 s less again
-with its pydantic models' docstrings read by Python's own parser), and wandb's run start is
-made cheaper before anything else can start one (:mod:`ai_scratch.wandb_startup`: 0.4 s of
-Launch imports, 0.16 s of sleep and 0.1 s of reading package metadata skipped). Before that change, the early import mattered more:
-``wandb.init`` imports wandb's Launch package, whose pydantic models read the docstrings of their
-fields by walking the import frames with ``inspect.getmodule``; on Python before 3.13 each such
-lookup scans every loaded module, so that import took 0.4 s before torch and 2.1 s after torch,
-Lightning and torchvision (some 4,000 modules). This module loads nothing heavy itself; it
-imports wandb while the process is small, then hands over to :func:`ai_scratch.cli.console`. A
-run without ``--wandb``, or with wandb disabled, imports nothing extra.
+Importing wandb costs about 0.1 s less while the process is still small (and 0.3 s less again with
+its pydantic models' docstrings read by Python's own parser), and wandb's run start is made cheaper
+before anything else can start one (:mod:`ai_scratch.wandb_startup`: 0.4 s of Launch imports, 0.16
+s of sleep and 0.1 s of reading package metadata skipped). Before that change, the early import
+mattered more: ``wandb.init`` imports wandb's Launch package, whose pydantic models read the
+docstrings of their fields by walking the import frames with ``inspect.getmodule``; on Python
+before 3.13 each such lookup scans every loaded module, so that import took 0.4 s before torch and
+2.1 s after torch, Lightning and torchvision (some 4,000 modules). This module loads nothing heavy
+itself; it imports wandb while the process is small, then hands over to
+:func:`ai_scratch.cli.console`. A run without ``--wandb``, or with wandb disabled, imports nothing
+extra.
 """
 
 from __future__ import annotations

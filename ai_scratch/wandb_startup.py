@@ -95,8 +95,8 @@ def import_wandb() -> ModuleType:
 @contextlib.contextmanager
 def attribute_docstrings_read_once() -> Iterator[bool]:
     """While inside, pydantic reads the attribute docstrings of a model class from one parse of the
-    class's own statement (item 3 of the module docstring; each module's lines are read once for
-    the block). Yields whether it applies: not where pydantic has no such function (another
+    class's own statement (item 3 of the module docstring; each module's lines are read once, by
+    ``linecache``, which keeps them as pydantic's own search does). Yields whether it applies: not where pydantic has no such function (another
     release), which is left alone. Not thread-safe: meant for an import at a process's start."""
     try:
         from pydantic._internal import _docs_extraction, _fields
@@ -108,11 +108,9 @@ def attribute_docstrings_read_once() -> Iterator[bool]:
             or not hasattr(_docs_extraction, "DocstringVisitor"):
         yield False
         return
-    sources: dict[str, list[str]] = {}  # the lines of each module's file, for this block
-
     @functools.wraps(original)
     def extract_docstrings_from_cls(cls: type, use_inspect: bool = False) -> dict[str, str]:
-        node = _class_statement(cls, sources)
+        node = _class_statement(cls)
         if node is None:
             return original(cls, use_inspect=use_inspect)
         visitor = _docs_extraction.DocstringVisitor()
@@ -126,7 +124,7 @@ def attribute_docstrings_read_once() -> Iterator[bool]:
         _fields.extract_docstrings_from_cls = original
 
 
-def _class_statement(cls: type, sources: dict[str, list[str]]) -> ast.ClassDef | None:
+def _class_statement(cls: type) -> ast.ClassDef | None:
     """The top-level ``class`` statement that is creating ``cls`` now: in the innermost frame of
     ``cls``'s module (where pydantic looks), at that frame's line (the class's line or its first
     decorator's). None when there is no such statement (then pydantic's own search decides)."""
@@ -137,10 +135,7 @@ def _class_statement(cls: type, sources: dict[str, list[str]]) -> ast.ClassDef |
         frame = frame.f_back
     if frame is None:
         return None
-    filename, line = frame.f_code.co_filename, frame.f_lineno
-    if filename not in sources:
-        sources[filename] = linecache.getlines(filename)
-    statement = _top_level_statement(sources[filename], line)
+    statement = _top_level_statement(linecache.getlines(frame.f_code.co_filename), frame.f_lineno)
     if isinstance(statement, ast.ClassDef) and statement.name == cls.__name__:
         return statement
     return None

@@ -1411,8 +1411,8 @@ def render(fig: Figure, dpi: int = 100) -> PILImage.Image:
     fig.set_dpi(dpi)
     # The canvas that laid the figure out (see _renderer), if any: its renderer, at this dpi and
     # size, is reused, and with it matplotlib's cache of the text extents measured for the layout
-    # (keyed by renderer). A new canvas would measure every text again: the five figures of a
-    # LeNet-5 fit take 10-20% longer so, for the same pixels.
+    # (keyed by renderer). A new canvas would measure every text again, for the same pixels: the
+    # five figures of a LeNet-5 fit took 2-20% longer so in probes here.
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     engine = fig.get_layout_engine()
     if engine is not None:
