@@ -15,6 +15,8 @@ extra.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,9 +56,58 @@ def preload_tracking(args: Sequence[str]) -> bool:
     return True
 
 
-def console() -> int:
-    """``ai-scratch`` on the command line (see :func:`ai_scratch.cli.console`)."""
-    preload_tracking(sys.argv[1:])
-    from ai_scratch.cli import console as run_command
+class _ExitWithoutTeardown:
+    """The end of an ``ai-scratch`` process once the command has finished: the exit handlers run
+    (wandb's among them, which end its run and its service), then the process leaves at once,
+    without the interpreter tearing down the modules and objects of torch, Lightning and wandb one
+    by one. Nothing is written in that teardown (every file the fit writes is closed by then, and
+    the logging handlers are closed here), and it took 0.22-0.24 s of every untracked command here
+    and 0.29-0.32 s of a tracked one.
 
-    return run_command()
+    Registered before anything else registers an exit handler, so it runs last (they run in reverse
+    order), and only when :func:`console` is the program: called from the top level of the
+    ``__main__`` module (pip's console script, ``python -m ai_scratch``), whose next step is
+    ``sys.exit`` with the status it returns. Called from anywhere else (a test, a user's own code)
+    the process is not ours to end. Only a command that has finished, normally or through
+    ``sys.exit``, leaves this way, with the status it gave; after an uncaught exception the
+    interpreter ends as usual."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+
+    def finished(self, code: object) -> None:
+        """The command ended with ``sys.exit(code)`` (or returned ``code``)."""
+        # sys.exit's own meaning: None is success, a number the status, anything else (a message,
+        # already printed by then) status 1
+        self.status = 0 if code is None else code if isinstance(code, int) else 1
+
+    def __call__(self) -> None:
+        if self.status is None:
+            return
+        if "logging" in sys.modules:  # its handlers flushed and closed, as its own exit handler would
+            sys.modules["logging"].shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):  # closed, or not a stream at all
+                pass
+        os._exit(self.status)
+
+
+def console() -> int:
+    """``ai-scratch`` on the command line (see :func:`ai_scratch.cli.console`), ending its process
+    without the interpreter's teardown (:class:`_ExitWithoutTeardown`)."""
+    leave = _ExitWithoutTeardown()
+    caller = sys._getframe(1)
+    if caller.f_code.co_name == "<module>" and caller.f_globals.get("__name__") == "__main__":
+        atexit.register(leave)
+    try:
+        preload_tracking(sys.argv[1:])
+        from ai_scratch.cli import console as run_command
+
+        status = run_command()
+    except SystemExit as exit_:
+        leave.finished(exit_.code)
+        raise
+    leave.finished(status)
+    return status

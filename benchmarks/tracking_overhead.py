@@ -62,6 +62,7 @@ stops they are thawed and collected, as that process's exit would).
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import gc
 import importlib
@@ -220,6 +221,16 @@ def child(variant: str, epochs: int, report: Path, root: Path | None, shared: Pa
     warnings.filterwarnings("ignore")
     if root is not None:
         sys.path.insert(0, str(root))  # its packages before this checkout's
+    # the process ends as that checkout's console script ends it (without the interpreter's
+    # teardown since ai_scratch.entry._ExitWithoutTeardown), its exit handler registered first
+    try:
+        from ai_scratch.entry import _ExitWithoutTeardown
+
+        leave = _ExitWithoutTeardown()
+    except ImportError:  # an older checkout: the interpreter tears down as it did then
+        leave = None
+    if leave is not None:
+        atexit.register(leave)
     args = fit_args(variant, epochs)
     tracked = "--wandb" in args
     late = variant == "tracked, wandb imported late" or not ((root or ROOT) / "ai_scratch" / "entry.py").is_file()
@@ -246,6 +257,8 @@ def child(variant: str, epochs: int, report: Path, root: Path | None, shared: Pa
         ACCOUNTING.seconds["import wandb"] = imported
     main(args, freeze_gc=True)
     report.write_text(json.dumps({"accounting": ACCOUNTING.seconds, "returned_at": time.time()}))
+    if leave is not None:
+        leave.finished(0)
 
 
 def main() -> None:

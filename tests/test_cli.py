@@ -172,6 +172,78 @@ def test_the_console_script_exits_with_status_zero_after_a_fit(workdir: Path, mo
     assert exit_.value.code == 0
 
 
+# A console script as pip writes it, around a stand-in command: the command registers an exit
+# handler as wandb does (after the console has started), and a global's __del__ marks the
+# interpreter's teardown. argv: the folder for the marks, then what the command does.
+CONSOLE_PROBE = """
+import atexit, sys, types
+from pathlib import Path
+marks = Path(sys.argv.pop(1))
+
+class Teardown:
+    def __init__(self):
+        self.mark = marks.joinpath("torn down").touch  # bound now: the globals are cleared by then
+
+    def __del__(self):
+        self.mark()
+
+teardown = Teardown()
+
+def command():
+    atexit.register(marks.joinpath("exit handler ran").touch)
+    print("the command's output", flush=False)
+    outcome = sys.argv[1]
+    if outcome == "crash":
+        raise RuntimeError("an uncaught error")
+    if outcome.isdigit():
+        sys.exit(int(outcome))
+    if outcome == "message":
+        sys.exit("one clear line")
+    return 0
+
+sys.modules["ai_scratch.cli"] = types.SimpleNamespace(console=command)  # torch is not needed here
+from ai_scratch.entry import console
+if sys.argv[2:] == ["from a function"]:
+    def run():
+        return console()
+    sys.exit(run())
+sys.exit(console())
+"""
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "torn_down"),
+    [
+        ("returns", 0, False),
+        ("2", 2, False),  # sys.exit(2), as the CLI's one-line errors
+        ("message", 1, False),  # sys.exit("..."): the message on stderr, status 1
+        ("crash", 1, True),  # an uncaught exception: the interpreter ends as usual
+    ],
+)
+def test_the_console_leaves_without_the_interpreters_teardown(tmp_path: Path, outcome: str, status: int, torn_down: bool) -> None:
+    """A finished command's process runs every exit handler (wandb's ends its run), keeps its
+    output and status, and skips the teardown of the interpreter's modules (a quarter of a second
+    of every command here)."""
+    result = subprocess.run([sys.executable, "-c", CONSOLE_PROBE, str(tmp_path), outcome], capture_output=True, text=True)
+    assert result.returncode == status, result.stderr
+    assert result.stdout == "the command's output\n"  # flushed before the process left
+    assert (tmp_path / "exit handler ran").exists()
+    assert (tmp_path / "torn down").exists() == torn_down
+    if outcome == "message":
+        assert result.stderr.strip() == "one clear line"
+    if outcome == "crash":
+        assert "RuntimeError: an uncaught error" in result.stderr
+
+
+def test_the_console_called_as_a_function_leaves_the_process_alone(tmp_path: Path) -> None:
+    """Called from anywhere but the top of ``__main__`` (a test, a user's code), the console does
+    not decide how the process ends: the interpreter tears down as usual, with its own status."""
+    result = subprocess.run([sys.executable, "-c", CONSOLE_PROBE, str(tmp_path), "returns", "from a function"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "exit handler ran").exists()
+    assert (tmp_path / "torn down").exists()
+
+
 TRACK = ["fit", "--config", "x.yaml", "--wandb"]
 
 
