@@ -45,9 +45,11 @@ steal time: the same work simply runs slower for a while), more than the effect.
   starts, so that the run's rest pays for them, as it does untracked). Its ratio to the rest of
   the same run is the overhead, and a slow spell slows both alike. In fresh processes it also
   charges the process's exit, outside every hook: the seconds from the fit's return to the
-  process's end (wandb's atexit handlers and its service stopping, more modules to tear down),
-  beyond those of the untracked process of the same repeat; a difference of two short, noisy
-  times (about 0.5 s each), so the least certain component. It leaves out what the clock cannot
+  process's end (wandb's atexit handlers and its service stopping), beyond those of the untracked
+  process of the same repeat. Each process ends as the console script ends it, after its exit
+  handlers and without the interpreter's teardown (ai_scratch.entry; a checkout from before that
+  tears down as it did): about 0.1 s untracked and 0.15 s tracked, where the teardown made it
+  0.25 and 0.5 s, a difference of two noisy times. It leaves out what the clock cannot
   be put around: Lightning calling the extra callbacks (under 10 µs per batch once their unused
   batch hooks are skipped, see callbacks/dispatch.py) and any effect on the training itself
   (caches, memory, wandb's service using some 0.3 s of CPU over a 20-epoch fit). With py-spy, the
@@ -182,7 +184,8 @@ def run(variant: str, epochs: int, workdir: Path) -> float:
 def run_fresh(variant: str, epochs: int, workdir: Path, root: Path | None = None) -> tuple[float, Counter[str], float]:
     """One fit as a new process (the default), of this checkout or of the one at ``root``: seconds
     from its start to its exit, its accounting, and the seconds from the fit's return to the
-    process's end (atexit handlers, wandb's service stopping, the interpreter's teardown)."""
+    process's end (atexit handlers, wandb's service stopping; the interpreter's teardown in a
+    checkout from before the console's exit)."""
     report = workdir / "report.json"
     report.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child", variant, "--epochs", str(epochs), "--report", str(report)]
@@ -351,8 +354,9 @@ def main() -> None:
 
 def charge_exits(accounts: dict[str, list[Counter[str]]], exits: dict[str, list[float]]) -> None:
     """Charge each tracked process, in its accounting, with what it paid at its exit beyond the
-    untracked (baseline) process of the same repeat (wandb's atexit handlers and service, more
-    modules to tear down): tracking's cost, outside any hook. Paired by repeat, as they ran."""
+    untracked (baseline) process of the same repeat (wandb's atexit handlers and service; in a
+    checkout from before the console's exit, more modules to tear down): tracking's cost, outside
+    any hook. Paired by repeat, as they ran."""
     for name, runs in accounts.items():
         if name == "baseline":
             continue
