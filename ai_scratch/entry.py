@@ -15,7 +15,9 @@ extra.
 
 from __future__ import annotations
 
+import _io
 import atexit
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -60,9 +62,9 @@ class _ExitWithoutTeardown:
     """The end of an ``ai-scratch`` process once the command has finished: the exit handlers run
     (wandb's among them, which end its run and its service), then the process leaves at once,
     without the interpreter tearing down the modules and objects of torch, Lightning and wandb one
-    by one. Nothing is written in that teardown (every file the fit writes is closed by then, and
-    the logging handlers are closed here), and it took 0.22-0.24 s of every untracked command here
-    and 0.29-0.32 s of a tracked one.
+    by one. Nothing is written in that teardown but the buffers of files left open, flushed here
+    (every file the fit itself writes is closed by then; the logging handlers are closed here), and
+    it took 0.22-0.24 s of every untracked command here and 0.29-0.32 s of a tracked one.
 
     Registered before anything else registers an exit handler, so it runs last (they run in reverse
     order), and only when :func:`console` is the program: called from the top level of the
@@ -86,10 +88,16 @@ class _ExitWithoutTeardown:
             return
         if "logging" in sys.modules:  # its handlers flushed and closed, as its own exit handler would
             sys.modules["logging"].shutdown()
-        for stream in (sys.stdout, sys.stderr):
+        # A file that the run opened and never closed (a callback's own log, say) would be flushed
+        # in the teardown: flush it here. The collector's view holds what was made since the run
+        # started (the CLI freezes what was alive then out of it): 24,000 objects, 12 ms, after a
+        # LeNet-5 fit. A file opened before, while the command was parsed, and never closed is not
+        # looked for: searching the frozen half million objects costs as much as the teardown.
+        for stream in [sys.stdout, sys.stderr, *(found for found in gc.get_objects() if isinstance(found, _io._IOBase))]:
             try:
-                stream.flush()
-            except (AttributeError, OSError, ValueError):  # closed, or not a stream at all
+                if not stream.closed:
+                    stream.flush()
+            except (AttributeError, OSError, ValueError):  # detached, broken, or not a stream at all
                 pass
         os._exit(self.status)
 

@@ -191,6 +191,9 @@ teardown = Teardown()
 
 def command():
     atexit.register(marks.joinpath("exit handler ran").touch)
+    global left_open  # a file the command never closes: its buffer is written at the exit
+    left_open = open(marks / "left open.txt", "w")
+    left_open.write("kept")
     print("the command's output", flush=False)
     outcome = sys.argv[1]
     if outcome == "crash":
@@ -222,13 +225,14 @@ sys.exit(console())
 )
 def test_the_console_leaves_without_the_interpreters_teardown(tmp_path: Path, outcome: str, status: int, torn_down: bool) -> None:
     """A finished command's process runs every exit handler (wandb's ends its run), keeps its
-    output and status, and skips the teardown of the interpreter's modules (a quarter of a second
-    of every command here)."""
+    output, its status and what it left in an unclosed file's buffer, and skips the teardown of
+    the interpreter's modules (a quarter of a second of every command here)."""
     result = subprocess.run([sys.executable, "-c", CONSOLE_PROBE, str(tmp_path), outcome], capture_output=True, text=True)
     assert result.returncode == status, result.stderr
     assert result.stdout == "the command's output\n"  # flushed before the process left
     assert (tmp_path / "exit handler ran").exists()
     assert (tmp_path / "torn down").exists() == torn_down
+    assert (tmp_path / "left open.txt").read_text() == "kept"
     if outcome == "message":
         assert result.stderr.strip() == "one clear line"
     if outcome == "crash":
