@@ -228,11 +228,10 @@ def child(variant: str, epochs: int, report: Path, root: Path | None, shared: Pa
     # teardown since ai_scratch.entry._ExitWithoutTeardown), its exit handler registered first
     try:
         from ai_scratch.entry import _ExitWithoutTeardown
-
-        leave = _ExitWithoutTeardown()
     except ImportError:  # an older checkout: the interpreter tears down as it did then
         leave = None
-    if leave is not None:
+    else:
+        leave = _ExitWithoutTeardown()
         atexit.register(leave)
     args = fit_args(variant, epochs)
     tracked = "--wandb" in args
