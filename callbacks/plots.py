@@ -123,7 +123,7 @@ _TEXT_TO_PATH = TextToPath()  # measures text widths for hand-made layouts
 # --------------------------------------------------------------------------------------------
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     # Constrained layout makes room for titles, labels, legends outside axes and colour bars,
     # so that nothing is cut off or overlaps whatever the data. (The figures of this module are
     # laid out by hand, which is faster: see "Hand layout" below. This is for the models' own
@@ -131,7 +131,7 @@ def _new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _style_axes(ax, title: str | None = None, xlabel: str | None = None,
+def style_axes(ax, title: str | None = None, xlabel: str | None = None,
                 ylabel: str | None = None, grid: bool = True) -> None:
     if title is not None:
         # y=1.0 is where matplotlib puts it anyway when the x ticks are at the bottom; given
@@ -147,20 +147,20 @@ def _style_axes(ax, title: str | None = None, xlabel: str | None = None,
         ax.set_axisbelow(True)
 
 
-def _note(fig: Figure, lines: Sequence[str]) -> None:
+def add_note(fig: Figure, lines: Sequence[str]) -> None:
     """A small grey note under the figure (the layout, by hand or constrained, makes room)."""
     lines = [line for line in lines if line]
     if lines:
         fig.supxlabel("\n".join(lines), fontsize=NOTE_SIZE, color=NOTE_COLOR)
 
 
-def _empty_figure(title: str, message: str, xlabel: str | None = None) -> Figure:
+def empty_figure(title: str, message: str, xlabel: str | None = None) -> Figure:
     """A figure that says there is nothing to draw, instead of raising at the end of training."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=LABEL_SIZE,
             color=NOTE_COLOR, transform=ax.transAxes, in_layout=False)
-    _style_axes(ax, xlabel=xlabel, grid=False)
+    style_axes(ax, xlabel=xlabel, grid=False)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.suptitle(title, fontsize=SUPTITLE_SIZE)
@@ -178,7 +178,7 @@ def _class_names(names: Sequence[str] | None, k: int) -> list[str]:
     return names
 
 
-def _qualitative_colors(k: int) -> np.ndarray:
+def qualitative_colors(k: int) -> np.ndarray:
     """k distinct RGB colours: tab10, then tab20, then evenly spaced hues."""
     if k <= 10:
         return np.array(colormaps["tab10"].colors[:max(k, 1)])
@@ -224,7 +224,7 @@ def power_of_ten(value: float, position: int | None = None) -> str:
     return "10" + str(round(exponent)).translate(_SUPERSCRIPTS)
 
 
-def _log_y(ax, lo: float, hi: float) -> None:
+def log_y(ax, lo: float, hi: float) -> None:
     """Log y-scale from ``lo`` to ``hi`` (padded) with at least two labelled powers of ten.
 
     A narrow range is widened to the powers of ten around it; otherwise matplotlib would label
@@ -677,7 +677,7 @@ def learning_curves(history: Mapping[str, Sequence[tuple[int, float]]],
               if groups[kind]]
     panels += _other_panels(groups["other"], room=6 - len(panels))
     if not panels:
-        return _empty_figure(title, "no metrics recorded yet", xlabel=xlabel)
+        return empty_figure(title, "no metrics recorded yet", xlabel=xlabel)
 
     # Layout: 1 panel, 2 side by side, 3 as two above one wide, 4 as 2×2, 5-6 as 2×3.
     n_panels = len(panels)
@@ -731,11 +731,11 @@ def learning_curves(history: Mapping[str, Sequence[tuple[int, float]]],
             use_log = (positive and finite_values.max() / finite_values.min() > 100
                        if log_loss is None else bool(log_loss) and positive)
             if use_log:
-                _log_y(ax, finite_values.min(), finite_values.max())
+                log_y(ax, finite_values.min(), finite_values.max())
                 ylabel += " (log scale)"
         elif panel == "lr" and finite_values.size:
             if finite_values.min() > 0 and finite_values.max() / finite_values.min() > 10:
-                _log_y(ax, finite_values.min(), finite_values.max())
+                log_y(ax, finite_values.min(), finite_values.max())
                 ylabel += " (log scale)"
             else:
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
@@ -747,7 +747,7 @@ def learning_curves(history: Mapping[str, Sequence[tuple[int, float]]],
                 bottom = 0.0 if amin < 0.5 else math.floor((amin - 0.01) * 10) / 10
                 ax.set_ylim(bottom, 1 + 0.03 * (1 - bottom))
 
-        _style_axes(ax, panel_title, xlabel, ylabel)
+        style_axes(ax, panel_title, xlabel, ylabel)
         ax.set_xlim(lo - pad, hi + pad)
         # min_n_ticks=1: a single epoch gets the tick "0", not "-0.4 ... 0.4".
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
@@ -790,7 +790,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     m = np.nan_to_num(m)
     k = m.shape[0]
     if k == 0:
-        return _empty_figure(f"{title} (no examples)", "no classes to show")
+        return empty_figure(f"{title} (no examples)", "no classes to show")
     names = [str(i) for i in range(k)] if class_names is None else _class_names(class_names, k)
     support = m.sum(axis=1)
     total = m.sum()
@@ -831,7 +831,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
-    _style_axes(ax, xlabel="predicted class", ylabel="true class", grid=False)
+    style_axes(ax, xlabel="predicted class", ylabel="true class", grid=False)
 
     if k <= max_annotated:
         # Row totals on the right: how many examples each row's fractions are made of. Plain
@@ -992,7 +992,7 @@ def decision_boundary_axes(ax, xx: np.ndarray, yy: np.ndarray, grid_labels: np.n
         k = int(values.max(initial=0)) + 1
         k = max(k, len(class_names or ()))
         names = _class_names(class_names, k)
-    strong = _qualitative_colors(k)
+    strong = qualitative_colors(k)
     light = 0.35 * strong + 0.65  # the same hue, washed out, so the points stand out on it
 
     x_lo, x_hi, y_lo, y_hi = xx.min(), xx.max(), yy.min(), yy.max()
@@ -1037,7 +1037,7 @@ def decision_boundary_axes(ax, xx: np.ndarray, yy: np.ndarray, grid_labels: np.n
     ax.set_ylim(y_lo, y_hi)
     if 1 / 2.5 <= ratio <= 2.5:
         ax.set_aspect("equal", adjustable="box")
-    _style_axes(ax, xlabel=xlabel, ylabel=ylabel, grid=False)
+    style_axes(ax, xlabel=xlabel, ylabel=ylabel, grid=False)
     return accuracy
 
 
@@ -1064,7 +1064,7 @@ def gradient_flow(steps: Sequence[int], norms: Mapping[str, Sequence[float]],
     names = list(norms.keys())
     x = np.asarray(steps, dtype=float).reshape(-1)
     if not names or x.size == 0:
-        return _empty_figure(title, "no gradient norms recorded", xlabel="training step")
+        return empty_figure(title, "no gradient norms recorded", xlabel="training step")
     g = np.full((len(names), x.size), np.nan)
     for i, name in enumerate(names):
         row = np.asarray(norms[name], dtype=float).reshape(-1)
@@ -1104,14 +1104,14 @@ def gradient_flow(steps: Sequence[int], norms: Mapping[str, Sequence[float]],
     ax_bar.vlines(idx, low, high, color="0.15", linewidth=1.2, label="min–max over training")
     # Both panels share one log range, so a bar and its line sit at the same height.
     y_lo, y_hi = (np.nanmin(shown), np.nanmax(shown)) if finite.any() else (floor, 1.0)
-    _log_y(ax_bar, y_lo, y_hi)
+    log_y(ax_bar, y_lo, y_hi)
     every = max(1, math.ceil(n_layers / 40))  # at most ~40 tick labels fit
     flat = n_layers * max(map(len, short)) <= 80  # short names fit side by side, unrotated
     ax_bar.set_xticks(idx[::every], short[::every], rotation=0 if flat else 40,
                       ha="center" if flat else "right", rotation_mode="anchor",
                       fontsize=TICK_SIZE - (1 if n_layers > 16 else 0))
     ax_bar.set_xlim(-0.6, n_layers - 0.4)
-    _style_axes(ax_bar, "(a) Mean gradient norm per layer", "layer (input → output)",
+    style_axes(ax_bar, "(a) Mean gradient norm per layer", "layer (input → output)",
                 "mean gradient L2 norm")
     ax_bar.tick_params(axis="x", labelsize=TICK_SIZE - (1 if n_layers > 16 else 0))
     ax_bar.legend(fontsize=LEGEND_SIZE, loc="best", framealpha=0.85)
@@ -1121,13 +1121,13 @@ def gradient_flow(steps: Sequence[int], norms: Mapping[str, Sequence[float]],
     for i in range(n_layers):
         ax_line.plot(x, shown[i], color=layer_colors[i], linewidth=1.4,
                      marker="o" if not many else None, markersize=3.5 if x.size > 3 else 7)
-    _log_y(ax_line, y_lo, y_hi)
+    log_y(ax_line, y_lo, y_hi)
     if zeros.any():  # where the zeros are drawn, so nobody reads them as tiny gradients
         ax_line.axhline(floor, color="0.45", linestyle=":", linewidth=1.2)
         ax_line.annotate("zero (drawn at the floor)", (0.005, floor), xycoords=("axes fraction",
                          "data"), xytext=(2, 3), textcoords="offset points", va="bottom",
                          fontsize=NOTE_SIZE, color=NOTE_COLOR)
-    _style_axes(ax_line, "(b) Gradient norm during training", "training step",
+    style_axes(ax_line, "(b) Gradient norm during training", "training step",
                 "gradient L2 norm")
     if x.size == 1:  # one recorded step: a visible axis with just that step as its tick
         ax_line.set_xlim(x[0] - 1, x[0] + 1)
@@ -1161,7 +1161,7 @@ def gradient_flow(steps: Sequence[int], norms: Mapping[str, Sequence[float]],
                      "(a log scale cannot show 0)")
     if (~finite).any():
         notes.append(f"{int((~finite).sum())} NaN/inf norms skipped")
-    _note(fig, notes)
+    add_note(fig, notes)
     fig.suptitle(title, fontsize=SUPTITLE_SIZE)
     _fit_grid(fig, [ax_bar, ax_line], bars={ax_line: bar.ax})
     return fig

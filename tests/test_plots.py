@@ -528,10 +528,10 @@ def test_save_figure_lays_out_once_with_the_same_pixels(tmp_path) -> None:
     from matplotlib import rc_context
     from matplotlib.image import imread
 
-    from callbacks.plots import RC, _new_figure, confusion_matrix, save_figure
+    from callbacks.plots import RC, new_figure, confusion_matrix, save_figure
 
     def engine_figure() -> Figure:
-        fig = _new_figure(6, 4)
+        fig = new_figure(6, 4)
         ax = fig.add_subplot()
         image = ax.imshow(np.arange(12.0).reshape(3, 4))
         ax.set(title="a panel", xlabel="x", ylabel="y")

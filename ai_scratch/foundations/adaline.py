@@ -557,11 +557,11 @@ def _mse_panel(ax: Any, history: dict[str, list[tuple[int, float]]], title: str)
     ylabel = "mean squared error"
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
         values = np.concatenate([finite, floor[np.isfinite(floor) & (floor > 0)]])
-        plots._log_y(ax, float(values.min()), float(values.max()))
+        plots.log_y(ax, float(values.min()), float(values.max()))
         ylabel += " (log scale)"
     elif finite.size:
         ax.set_ylim(0, max(1.05, float(finite.max()) * 1.05))
-    plots._style_axes(ax, title, None, ylabel)
+    plots.style_axes(ax, title, None, ylabel)
     ax.legend(fontsize=plots.LEGEND_SIZE, loc="best", framealpha=0.9)
 
 
@@ -593,7 +593,7 @@ class LeastSquaresConvergence(LearningCurves):
     def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
         if "train_loss" not in self.history:
             return None
-        fig = plots._new_figure(9.5, 7.5)
+        fig = plots.new_figure(9.5, 7.5)
         top, bottom = fig.subplots(2, 1, sharex=True)
         _mse_panel(top, self.history, "(a) What LMS descends: the mean squared error")
         epochs, distance = _points(self.history, "train_lstsq_distance")
@@ -602,9 +602,9 @@ class LeastSquaresConvergence(LearningCurves):
                         markevery=max(1, len(distance) // 25), label="||w - w*|| / ||w*||")
             bottom.axhline(1.0, color="0.45", linestyle=":", linewidth=1.2, label="1: where zero weights start")
             positive = distance[np.isfinite(distance) & (distance > 0)]
-            plots._log_y(bottom, float(min(positive.min(), 1.0)), float(max(positive.max(), 1.0)))
+            plots.log_y(bottom, float(min(positive.min(), 1.0)), float(max(positive.max(), 1.0)))
             bottom.legend(fontsize=plots.LEGEND_SIZE, loc="best", framealpha=0.9)
-        plots._style_axes(bottom, "(b) Distance to the least-squares weights w*", None, "relative distance (log scale)")
+        plots.style_axes(bottom, "(b) Distance to the least-squares weights w*", None, "relative distance (log scale)")
         _epoch_axis(bottom, epochs)
         learner = getattr(pl_module, "learner", None)
         notes = []
@@ -616,7 +616,7 @@ class LeastSquaresConvergence(LearningCurves):
             )
             if learner.diverged:
                 notes.append(f"diverged: the rule stopped in update {learner.diverged_at}, its error on the linear output past {DIVERGENCE_ERROR:.0e}")
-        plots._note(fig, notes)
+        plots.add_note(fig, notes)
         fig.suptitle(f"Least squares: {type(pl_module).__name__}", fontsize=plots.SUPTITLE_SIZE)
         return fig
 
@@ -640,7 +640,7 @@ class AdalineVsPerceptron(LearningCurves):
     def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
         if "train_perceptron_errors" not in self.history:
             return None
-        fig = plots._new_figure(9.5, 7.5)
+        fig = plots.new_figure(9.5, 7.5)
         top, bottom = fig.subplots(2, 1, sharex=True)
         _mse_panel(top, self.history, "(a) ADALINE learns from the linear output: its mean squared error")
         epochs, perceptron = _points(self.history, "train_perceptron_errors")
@@ -651,7 +651,7 @@ class AdalineVsPerceptron(LearningCurves):
             bottom.plot(epochs[: adaline.size], adaline, color="C0", linewidth=1.6, marker="o", markersize=3,
                         markevery=max(1, len(adaline) // 25), drawstyle="steps-mid", label="ADALINE (sign of its output, same pass)")
         bottom.set_ylim(bottom=0)
-        plots._style_axes(bottom, "(b) Mistakes during each training pass, on the same samples in the same order", None, "mistakes per pass")
+        plots.style_axes(bottom, "(b) Mistakes during each training pass, on the same samples in the same order", None, "mistakes per pass")
         bottom.legend(fontsize=plots.LEGEND_SIZE, loc="lower left", framealpha=0.9)
         _epoch_axis(bottom, epochs)
         notes = []
@@ -663,6 +663,6 @@ class AdalineVsPerceptron(LearningCurves):
         _, val_perceptron = _points(self.history, "val_perceptron_accuracy")
         if val_adaline.size and val_perceptron.size:
             notes.append(f"validation accuracy after the last epoch: ADALINE {val_adaline[-1]:.3f}, Perceptron {val_perceptron[-1]:.3f}")
-        plots._note(fig, notes)
+        plots.add_note(fig, notes)
         fig.suptitle("ADALINE vs Perceptron on the same batches", fontsize=plots.SUPTITLE_SIZE)
         return fig

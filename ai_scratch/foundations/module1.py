@@ -153,7 +153,7 @@ def figure(panels: list[Panel], seed: int = 0) -> Figure:
                            title=rows[r], title_fontsize=plots.LEGEND_SIZE, frameon=False)
     notes = [f"{name}: {what} (recipe of configs/{config}.yaml)" for name, config, what in MODELS]
     notes.append(f"Every model sees the same data (seed {seed}): trained on the training split, drawn on the validation split.")
-    plots._note(fig, notes)
+    plots.add_note(fig, notes)
     fig.suptitle("Module 1: a line separates the linear data, only hidden units separate XOR", fontsize=plots.SUPTITLE_SIZE)
     return fig
 
