@@ -27,6 +27,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from ai_scratch.info import ModelInfo
+from callbacks.figures import default_figures
 
 STAGES = ("train", "val", "test")
 
@@ -76,11 +77,17 @@ class BaseModel(L.LightningModule):
             raise TypeError(f"{cls.__name__}.INFO must be a ModelInfo, got {type(info).__name__}")
 
     # ------------------------------------------------------------------ metadata
+    def set_sizes(self, input_size: tuple[int, ...], output_size: tuple[int, ...]) -> None:
+        """Record one example's input and output sizes (without the batch dimension), and a zero input
+        of that size as ``example_input_array``, which Lightning's model summary and loggers run."""
+        self.input_size, self.output_size = tuple(input_size), tuple(output_size)
+        self.example_input_array = torch.zeros(1, *self.input_size)
+
     def model_info(self) -> dict[str, Any]:
         """The static ``INFO`` plus what the built model knows: size, precision, device."""
         info = self.INFO.to_dict() if hasattr(self, "INFO") else {"name": type(self).__name__.lower()}
         parameters = list(self.parameters())
-        trainer = self._trainer
+        trainer = self.attached_trainer()
         precision = str(trainer.precision) if trainer is not None else _dtype_name(parameters)
         info.update(
             parameter_count=sum(p.numel() for p in parameters),
@@ -93,24 +100,28 @@ class BaseModel(L.LightningModule):
         )
         return info
 
-    #: Names of generic figures (``callbacks.default_figures``) that say nothing about this model,
-    #: which the CLI therefore leaves out: e.g. a confusion matrix for an associative memory.
-    skip_generic_figures: tuple[str, ...] = ()
+    #: Names of the submodules whose outputs the feature-map figure shows (``callbacks.ConvFilters``);
+    #: ``None``: the first convolutions.
+    feature_map_layers: tuple[str, ...] | None = None
 
-    #: Optimizer steps between two records of the gradient-flow figure; ``None`` keeps the
-    #: callback's own (10). A model that takes few steps (one per epoch) records every one.
-    gradient_flow_every_n_steps: int | None = None
+    def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
+        """The figure callbacks that a run of this model draws (``ai-scratch fit`` adds them unless
+        ``--figures false``): by default the generic ones of :func:`callbacks.default_figures`, each of
+        which says once when it does not apply. A model overrides this to leave out the generic figures
+        that say nothing about it and to add its own (Hopfield's recall, the MLP's hidden units)."""
+        return default_figures(every_n_epochs, feature_map_layers=self.feature_map_layers)
 
-    def figure_callbacks(self) -> list[Callback]:
-        """The model's own figures (Hopfield recall, attention maps, ...), added by the CLI to the
-        generic ones of ``callbacks.default_figures``. Subclasses of
-        :class:`callbacks.figures.FigureCallback`; none by default."""
-        return []
+    def attached_trainer(self) -> L.Trainer | None:
+        """The Trainer this module is attached to, or ``None`` before one is (a model built on its own)."""
+        try:
+            return self.trainer
+        except RuntimeError:  # Lightning's answer for a module that no Trainer holds
+            return None
 
     # ------------------------------------------------------------------ learning rate
     def current_learning_rate(self) -> float | None:
         """Learning rate of the first parameter group of the first optimizer, if any."""
-        trainer = self._trainer
+        trainer = self.attached_trainer()
         if trainer is None or not trainer.optimizers:
             return None
         return float(trainer.optimizers[0].param_groups[0]["lr"])

@@ -2,17 +2,19 @@
 
 ::
 
-    ai-scratch list                                              # the models and experiments
-    ai-scratch compare module-1                                  # Perceptron, ADALINE, MLP side by side
-    ai-scratch fit --config configs/perceptron/xor_weakness.yaml # train, figures, checkpoints
-    ai-scratch fit --config configs/lenet5/mnist.yaml --wandb    # ... tracked in wandb
-    ai-scratch fit --config configs/lenet5/mnist.yaml --print_config
-    ai-scratch test --config configs/lenet5/mnist.yaml --ckpt_path runs/.../checkpoints/last.ckpt
+    ai-scratch list                                     # the models and experiments
+    ai-scratch compare module-1                         # Perceptron, ADALINE, MLP side by side
+    ai-scratch fit --config perceptron/xor_weakness     # train: figures, checkpoints, metrics.csv
+    ai-scratch fit --config lenet5/mnist --wandb        # ... tracked in wandb
+    ai-scratch fit --config lenet5/mnist --print_config
+    ai-scratch test --config lenet5/mnist --ckpt_path runs/lenet5/mnist/version_0/checkpoints/last.ckpt
 
 This is Lightning's :class:`~lightning.pytorch.cli.LightningCLI` (``fit``, ``validate``, ``test``,
 ``predict``; ``--print_config``; any model or datamodule class by import path or class name) with
 what the project adds:
 
+* ``--config`` also takes an experiment's name (``perceptron/xor_weakness``): the experiment
+  configs ship with the package, so a name works from any directory;
 * an ``experiment:`` section (:class:`~ai_scratch.experiment.Experiment`): name, strength or
   weakness, and the claim that the end of ``fit`` checks and reports in one line;
 * ``--wandb``: a :class:`~lightning.pytorch.loggers.WandbLogger` in project
@@ -20,13 +22,18 @@ what the project adds:
   planning document, and the callbacks of ``callbacks/`` (watching, checkpoint artifacts,
   metadata). The mode comes from ``--wandb_mode`` or ``WANDB_MODE``; online without credentials
   or network falls back to offline with one warning;
-* always: a local CSV logger under ``runs/<model>/<experiment>/version_N``, checkpoints there,
-  and the figures as PNG files there.
+* always: a CSV logger under ``runs/<model>/<experiment>/version_N``, checkpoints there (the best
+  by the experiment's monitor, and ``last.ckpt``), the model's figures as PNG files there, and a
+  stop at the first training loss that is not a finite number.
+
+Bad input (a wrong value, an unknown class, a missing file, a checkpoint that cannot be read) ends
+in one line on stderr and exit status 2; a training loss that diverges, in one line and status 1.
+A model's own ``TypeError`` or a bug ends in its traceback.
 """
 
 from __future__ import annotations
 
-import gc
+import argparse
 import importlib
 import logging
 import math
@@ -34,25 +41,25 @@ import os
 import re
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 import datamodules  # noqa: F401  (registers the datamodules for class names on the command line)
-from ai_scratch import wandb_startup
 from ai_scratch.experiment import ClaimResult, Experiment
 from ai_scratch.numpy_adapter import NumPyModel
-from ai_scratch.registry import PROJECT_ROOT, experiments, models
+from ai_scratch.registry import COMPARISONS, experiments, find_config, models
 from ai_scratch.tracking import TrackingError, resolve_mode
 from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
 from callbacks._wandb import module_info, wandb_installed, wandb_logger, warn_once
-from callbacks.dispatch import skip_unused_batch_hooks
-from callbacks.figures import ConvFilters, GradientFlow
+from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 
 DEFAULT_ROOT = "runs"
 
@@ -66,10 +73,12 @@ class _DropLitLoggerTip(logging.Filter):
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
     logging.getLogger(_name).addFilter(_DropLitLoggerTip())
 
-# Noise for the small, in-memory data sets of this project.
+# Noise for the small, in-memory data sets of this project; and the CLI hands LightningCLI the
+# command line itself (with experiment names resolved), on purpose.
 for _message in (
     r".*does not have many workers.*",
     r"The number of training batches .* is smaller than the logging interval.*",
+    r"LightningCLI's args parameter is intended to run from within Python",
 ):
     warnings.filterwarnings("ignore", message=_message)
 
@@ -111,42 +120,66 @@ class OneLineParser(LightningArgumentParser):
     def error(self, message: str, ex: Exception | None = None) -> None:  # type: ignore[override]
         if os.environ.get("AI_SCRATCH_DEBUG"):
             super().error(message, ex)
-        print(f"ai-scratch: error: {one_line(message)}", file=sys.stderr)
-        sys.exit(2)
+        fail(one_line(message))
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with the description and epilog kept as written."""
+
+
+DESCRIPTION = """\
+ai-scratch: the history of neural networks, each model written from its paper and trained by
+Lightning (LightningCLI), each experiment tracked in Weights & Biases.
+
+  ai-scratch list                                  the models and experiments, with their claims
+  ai-scratch compare module-1                      several models side by side
+  ai-scratch fit --config perceptron/xor_weakness  train one experiment (figures, checkpoints)
+  ai-scratch fit --config lenet5/mnist --wandb     ... tracked in wandb (--wandb_mode offline)
+  ai-scratch fit --help                            every option: trainer, model, data, tracking"""
+
+EPILOG = """\
+list and compare are ai-scratch's own: `ai-scratch list --help`, `ai-scratch compare --help`.
+fit, validate, test and predict are Lightning's, with --config taking an experiment's name,
+--wandb and its options, --figures, and a claim checked at the end of fit."""
 
 
 class SaveConfigToRun(SaveConfigCallback):
     """Lightning's config.yaml in the log dir, and the same config in the wandb run's config."""
 
-    config_path: Path | None = None
-
-    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if not self.already_saved and self.save_to_log_dir and not self.multifile:
-            # trainer.log_dir is a collective call under DDP: on every rank, here, not in save_config
-            self.config_path = Path(trainer.log_dir or trainer.default_root_dir) / self.config_filename
-        super().setup(trainer, pl_module, stage)
-
     def save_config(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         logger = wandb_logger(trainer)
-        if logger is None:
-            return
-        if self.config_path is not None and self.config_path.is_file():
-            # the file Lightning has just written, read back with libyaml: ~2 ms, where dumping the
-            # config again through the parser takes ~40 ms
-            config = yaml.load(self.config_path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        else:
+        if logger is not None:
             config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        logger.experiment.config.update({"cli": config}, allow_val_change=True)
+            logger.experiment.config.update({"cli": config}, allow_val_change=True)
+
+
+#: What Lightning accepts as ``ckpt_path`` besides a file.
+CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
+
+
+def check_checkpoint(path: str) -> None:
+    """A ``ConfigurationError`` naming ``path`` when it is not a checkpoint that ``torch.load`` can
+    read: missing, a folder, or not the zip archive that ``torch.save`` writes. Keywords and remote
+    URLs are left to Lightning."""
+    if path in CHECKPOINT_KEYWORDS or path.startswith("registry:") or "://" in path:
+        return
+    if not os.path.exists(path):
+        raise ConfigurationError(f"--ckpt_path {path}: no such file")
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"--ckpt_path {path}: a folder, not a checkpoint file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            holds_pickle = any(name.endswith("data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ConfigurationError(f"--ckpt_path {path}: not a checkpoint (torch.save writes a zip archive; this file is not one: {error})") from error
+    if not holds_pickle:
+        raise ConfigurationError(f"--ckpt_path {path}: a zip archive, but not one that torch.save wrote (no data.pkl inside)")
 
 
 class AIScratchCLI(LightningCLI):
     """LightningCLI with experiments, claims, wandb tracking and figures. See the module docstring."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True, freeze_gc: bool = False) -> None:
-        """``freeze_gc``: exempt the objects alive when the subcommand starts from garbage
-        collection for the rest of the process (the console command, which ends with the run).
-        Not for a process that goes on: Python would not collect a later run's garbage."""
-        self.freeze_gc = freeze_gc
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
         self.claim_result: ClaimResult | None = None
         self.log_dir: str | None = None
         self.wandb_mode: str | None = None
@@ -155,6 +188,7 @@ class AIScratchCLI(LightningCLI):
             datamodule_class=None,
             save_config_callback=SaveConfigToRun,
             parser_class=OneLineParser,
+            parser_kwargs={"prog": "ai-scratch", "description": DESCRIPTION, "epilog": EPILOG, "formatter_class": HelpFormatter},
             save_config_kwargs={"overwrite": True},
             trainer_defaults={"default_root_dir": DEFAULT_ROOT},
             args=args,
@@ -164,42 +198,41 @@ class AIScratchCLI(LightningCLI):
     # ------------------------------------------------------------------ parser
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_class_arguments(Experiment, "experiment", fail_untyped=True)
-        parser.add_argument("--wandb", action="store_true", help="Track the run in Weights & Biases.")
-        parser.add_argument("--wandb_mode", type=str | None, default=None, help="online, offline or disabled (default: WANDB_MODE, else online).")
-        parser.add_argument("--wandb_project", type=str | None, default=None, help="wandb project (default: ai-from-scratch-{model}).")
-        parser.add_argument("--watch", type=Literal["gradients", "parameters", "all", "none"], default="gradients", help="What WandbWatch logs as histograms in the wandb history.")
-        parser.add_argument("--watch_freq", type=int, default=100, help="WandbWatch logs histograms every this many optimizer steps.")
-        parser.add_argument("--figures", type=bool, default=True, help="Draw the figures (PNG in the log dir, images in wandb).")
-        parser.add_argument("--figures_every_n_epochs", type=int | None, default=None, help="Also draw figures every this many epochs.")
+        tracking = parser.add_argument_group("Tracking in Weights & Biases (ai-scratch)")
+        tracking.add_argument("--wandb", action="store_true", help="Track the run in Weights & Biases.")
+        tracking.add_argument("--wandb_mode", type=str | None, default=None, help="online, offline or disabled (default: WANDB_MODE, else online; online without credentials or network falls back to offline).")
+        tracking.add_argument("--wandb_project", type=str | None, default=None, help="wandb project (default: ai-from-scratch-{model}).")
+        tracking.add_argument("--watch", type=Literal["gradients", "parameters", "all", "none"], default="gradients", help="What WandbWatch logs as histograms in the wandb history.")
+        tracking.add_argument("--watch_freq", type=int, default=100, help="WandbWatch logs histograms every this many optimizer steps.")
+        figures = parser.add_argument_group("Figures (ai-scratch)")
+        figures.add_argument("--figures", type=bool, default=True, help="Draw the model's figures (PNG in the log dir, images in wandb).")
+        figures.add_argument("--figures_every_n_epochs", type=int | None, default=None, help="Also draw the figures every this many epochs.")
 
     # ------------------------------------------------------------------ instantiation
-    def _subcommand_config(self) -> Any:
-        return self.config[self.subcommand] if self.subcommand else self.config
+    def before_instantiate_classes(self) -> None:
+        ckpt_path = self._get(self.config, "ckpt_path")
+        if ckpt_path:
+            check_checkpoint(str(ckpt_path))
 
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-            if isinstance(self.model, NumPyModel) and self._get(self.config_init, "optimizer"):
-                raise ConfigurationError(f"{type(self.model).__name__} learns by its own NumPy rule; --optimizer does not apply to it")
-        except TrackingError as error:
-            raise ConfigurationError(str(error)) from error
-        except (ValueError, TypeError, KeyError, FileNotFoundError) as error:
-            if isinstance(error, ConfigurationError):
-                raise
-            raise ConfigurationError(one_line(str(error))) from error
+        except (TrackingError, ValueError, FileNotFoundError) as error:
+            # a model's or datamodule's check of its arguments, a missing data file: bad input
+            raise ConfigurationError(str(error) if isinstance(error, ConfigurationError) else one_line(str(error))) from error
+        if isinstance(self.model, NumPyModel) and self._get(self.config_init, "optimizer"):
+            raise ConfigurationError(f"{type(self.model).__name__} learns by its own NumPy rule; --optimizer does not apply to it")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self._subcommand_config()
-        init = self.config_init[self.subcommand] if self.subcommand else self.config_init
-        experiment: Experiment = init["experiment"]
-        trainer_config = init["trainer"]
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        experiment: Experiment = self._get(self.config_init, "experiment")
+        trainer_config = self._get(self.config_init, "trainer")
         info = module_info(self.model)
         model_name = str(info.get("name", type(self.model).__name__.lower()))
         root = trainer_config.get("default_root_dir") or DEFAULT_ROOT
 
         loggers = self._local_loggers(trainer_config.get("logger"), root, model_name, experiment)
-        callbacks: list[Callback] = list(trainer_config.get("callbacks") or [])
-
+        callbacks: list[Callback] = [StopOnNonFiniteLoss(hint="try a smaller --model.learning_rate")]
         if config.wandb:
             tracking = self._wandb_tracking(config, experiment, model_name, root)
             if tracking is not None:
@@ -207,23 +240,13 @@ class AIScratchCLI(LightningCLI):
                 loggers.append(logger)
                 callbacks += tracking_callbacks
         if config.figures:
-            skipped = set(getattr(self.model, "skip_generic_figures", ()))
-            for figure in default_figures(config.figures_every_n_epochs):
-                if figure.name in skipped:
-                    continue
-                if isinstance(figure, ConvFilters):
-                    layers = getattr(self.model, "feature_map_layers", None)
-                    figure.layers = list(layers) if layers else None
-                if isinstance(figure, GradientFlow) and getattr(self.model, "gradient_flow_every_n_steps", None):
-                    figure.every_n_steps = int(self.model.gradient_flow_every_n_steps)
-                callbacks.append(figure)
-            callbacks += list(self.model.figure_callbacks()) if hasattr(self.model, "figure_callbacks") else []
-        if trainer_config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
+            figures = getattr(self.model, "figures", None)
+            callbacks += figures(config.figures_every_n_epochs) if callable(figures) else default_figures(config.figures_every_n_epochs)
+        configured = list(trainer_config.get("callbacks") or [])
+        if trainer_config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
             callbacks += self._default_checkpoints(experiment, trainer_config.get("max_epochs"))
-        kwargs.update(logger=loggers or False, callbacks=callbacks)
-        trainer = super().instantiate_trainer(**kwargs)
-        skip_unused_batch_hooks(trainer.callbacks)  # a dozen callbacks would cost ~0.2 ms per batch
-        return trainer
+        kwargs.update(logger=loggers or False, callbacks=configured + callbacks)
+        return super().instantiate_trainer(**kwargs)
 
     def _local_loggers(self, configured: Any, root: str, model_name: str, experiment: Experiment) -> list[Logger]:
         if configured is False:
@@ -238,12 +261,13 @@ class AIScratchCLI(LightningCLI):
         if not wandb_installed():
             warn_once("--wandb: wandb is not installed, so this run is logged locally only (pip install wandb).")
             return None
-        mode, reason = resolve_mode(config.wandb_mode)
+        try:
+            mode, reason = resolve_mode(config.wandb_mode)
+        except TrackingError as error:
+            raise ConfigurationError(str(error)) from error
         if reason:
             warn_once(reason)
         self.wandb_mode = mode
-        if mode != "disabled":
-            wandb_startup.install()  # the run starts cheaper, records the same (no-op if done already)
         from lightning.pytorch.loggers import WandbLogger
 
         metadata = WandbRunMetadata(
@@ -260,8 +284,6 @@ class AIScratchCLI(LightningCLI):
             mode=mode,
             **metadata.init_kwargs(self.model),
         )
-        # Lightning passes anonymous=None, which current wandb answers with a deprecation warning.
-        logger._wandb_init.pop("anonymous", None)
         callbacks: list[Callback] = [metadata, WandbCheckpointArtifacts()]
         if config.watch != "none":
             callbacks.append(WandbWatch(log=config.watch, log_freq=config.watch_freq))
@@ -286,29 +308,17 @@ class AIScratchCLI(LightningCLI):
         return [best, latest]
 
     # ------------------------------------------------------------------ running
-    def _run_subcommand(self, subcommand: str) -> None:
+    def _announce(self) -> None:
+        """Say where the run's local logs go (``trainer.log_dir`` is collective: every process asks)."""
         self.log_dir = self.trainer.log_dir
         if self.trainer.is_global_zero:
-            where = f"local logs in {self.log_dir}"
-            if self.wandb_mode:
-                where += f"; wandb {self.wandb_mode}"
-            print(f"[ai-scratch] {subcommand}: {where}", flush=True)
-        if self.freeze_gc:
-            # Everything alive now (torch, Lightning, wandb, matplotlib, the parser: some 600,000
-            # objects) lives until the process ends. Python's full garbage collection walks them
-            # all whenever the run has made enough new objects, about 0.7 s each time on a small
-            # CPU, and a tracked fit (wandb, the figures) makes enough for one every other run.
-            # Frozen, they are skipped; what the run itself creates is still collected.
-            gc.freeze()
-        try:
-            super()._run_subcommand(subcommand)
-        except BaseException:
-            self._finish_wandb(exit_code=1)
-            raise
-        self._finish_wandb(exit_code=0)
+            where = f"local logs in {self.log_dir}" + (f"; wandb {self.wandb_mode}" if self.wandb_mode else "")
+            print(f"[ai-scratch] {self.subcommand}: {where}", flush=True)
+
+    before_fit = before_validate = before_test = before_predict = _announce
 
     def after_fit(self) -> None:
-        experiment: Experiment = self.config_init[self.subcommand]["experiment"]
+        experiment: Experiment = self._get(self.config_init, "experiment")
         if experiment.claim is None or self.trainer.interrupted:
             return
         metrics = dict(self.trainer.callback_metrics)
@@ -331,86 +341,112 @@ class AIScratchCLI(LightningCLI):
                 logger.log_metrics(numeric, step=self.trainer.global_step)
                 logger.save()
 
-    def _finish_wandb(self, exit_code: int) -> None:
-        logger = wandb_logger(self.trainer)
-        if logger is None or not self.trainer.is_global_zero or logger._experiment is None:
-            return
-        logger.experiment.finish(exit_code=exit_code)
+
+# ---------------------------------------------------------------------- list and compare
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse for ``list`` and ``compare``: an error is one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        fail(message)
 
 
-# ---------------------------------------------------------------------- entry point
-def _config_paths(args: list[str]) -> list[str]:
-    paths = []
-    for i, arg in enumerate(args):
-        if arg in ("--config", "-c") and i + 1 < len(args):
-            paths.append(args[i + 1])
-        elif arg.startswith("--config="):
-            paths.append(arg.split("=", 1)[1])
-    return paths
-
-
-def list_command() -> int:
-    """Print the models and the experiment configs that exist."""
+def list_command(args: list[str]) -> None:
+    """``ai-scratch list``: the models, and the experiments with their claims."""
+    OneLineArgumentParser(
+        prog="ai-scratch list",
+        description="List the models of the history and the experiment configs, with the claim each one checks. "
+        "An experiment's name is what `ai-scratch fit --config` takes.",
+    ).parse_args(args)
     print("Models")
     for info in models():
         print(f"  {info.name:<12} {info.full_name:<24} {info.year_introduced}  module {info.module} ({info.module_name}), {info.pattern}")
-    print("\nExperiments (ai-scratch fit --config <path>)")
+    print("\nExperiments (ai-scratch fit --config <name>)")
     entries = experiments()
-    width = max((len(entry["path"]) for entry in entries), default=0)  # one column, however long the names
+    width = max((len(entry["name"]) for entry in entries), default=0)  # one column, however long the names
     for entry in entries:
         claim = f"  claim: {entry['claim']}" if entry["claim"] else ""
-        print(f"  {entry['path']:<{width}} {entry['kind']:<9}{claim}")
-    return 0
-
-
-#: Figures that put several models side by side: ``ai-scratch compare <name>``.
-COMPARISONS = {"module-1": "ai_scratch.foundations.module1"}
+        print(f"  {entry['name']:<{width}} {entry['kind']:<9}{claim}")
 
 
 def compare_command(args: list[str]) -> int:
-    """Run a comparison across models (its own options follow its name)."""
-    if not args or args[0] not in COMPARISONS:
-        given = f"unknown comparison {args[0]!r}" if args else "no comparison given"
-        print(f"ai-scratch: error: {given}: choose from {', '.join(COMPARISONS)}", file=sys.stderr)
-        return 2
-    return importlib.import_module(COMPARISONS[args[0]]).main(args[1:])
+    """``ai-scratch compare NAME [its options]``: a figure that puts several models side by side."""
+    parser = OneLineArgumentParser(
+        prog="ai-scratch compare",
+        description="Train several models on the same data and draw them side by side.",
+        epilog="comparisons: " + "; ".join(f"{name} ({description})" for name, (_, description) in COMPARISONS.items())
+        + ". Each has its own options: ai-scratch compare NAME --help.",
+    )
+    parser.add_argument("comparison", choices=list(COMPARISONS), help="which comparison")
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="the comparison's own options")
+    parsed = parser.parse_args(args)
+    module_name, _ = COMPARISONS[parsed.comparison]
+    return importlib.import_module(module_name).main(parsed.options)
 
 
-def main(args: list[str] | None = None, freeze_gc: bool | None = None) -> AIScratchCLI | None:
+# ---------------------------------------------------------------------- entry point
+def fail(message: str, status: int = 2) -> None:
+    """End the command with one line on stderr."""
+    print(f"ai-scratch: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def resolve_config_names(args: list[str]) -> list[str]:
+    """``--config NAME`` (``perceptron/xor_weakness``, ``configs/perceptron/xor_weakness.yaml``) to
+    the path of the experiment config that ships with the package, where ``NAME`` is no file here."""
+    resolved = list(args)
+    for i, arg in enumerate(resolved):
+        option, value = (arg, resolved[i + 1] if i + 1 < len(resolved) else None) if arg in ("--config", "-c") else (None, None)
+        if arg.startswith("--config="):
+            option, value = "--config=", arg.split("=", 1)[1]
+        if value is None or os.path.isfile(value):
+            continue
+        found = find_config(value)
+        if found is not None:
+            if option == "--config=":
+                resolved[i] = f"--config={found}"
+            else:
+                resolved[i + 1] = str(found)
+    return resolved
+
+
+def _finish_wandb(exit_code: int) -> None:
+    """End the wandb run that the command started, if any, with its exit code (wandb's own exit
+    handler would end it only when the process ends; a caller may run several commands)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.run.finish(exit_code=exit_code)
+
+
+def main(args: list[str] | None = None) -> AIScratchCLI | None:
     """Run ``ai-scratch`` with ``args`` (default: the command line); returns the CLI object (for
-    tests and notebooks). The console script is :func:`ai_scratch.entry.console`, which imports
-    wandb early when the command will track and then calls :func:`console`.
-
-    ``freeze_gc`` (default: only for the console command, whose process ends with the run): see
-    :class:`AIScratchCLI`.
-    """
-    from_command_line = args is None
-    freeze_gc = from_command_line if freeze_gc is None else freeze_gc
+    tests and notebooks), or ``None`` for ``list``."""
     args = list(sys.argv[1:] if args is None else args)
     if args[:1] == ["list"]:
-        list_command()
+        list_command(args[1:])
         return None
     if args[:1] == ["compare"]:
         sys.exit(compare_command(args[1:]))
-    for path in _config_paths(args):
-        if not os.path.isfile(path):
-            hint = f" (did you mean configs/{path}?)" if (PROJECT_ROOT / "configs" / path).is_file() else " (ai-scratch list shows the configs)"
-            print(f"ai-scratch: error: config file not found: {path}{hint}", file=sys.stderr)
-            sys.exit(2)
     try:
-        return AIScratchCLI(args=None if from_command_line else args, freeze_gc=freeze_gc)
+        cli = AIScratchCLI(args=resolve_config_names(args))
     except ConfigurationError as error:
-        print(f"ai-scratch: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        _finish_wandb(exit_code=2)
+        fail(str(error))
+    except NonFiniteLossError as error:
+        _finish_wandb(exit_code=1)
+        fail(str(error), status=1)
+    except BaseException:
+        _finish_wandb(exit_code=1)
+        raise
+    _finish_wandb(exit_code=0)
+    return cli
 
 
 def console() -> int:
-    """:func:`main` on the command line, exit status 0 (the console script, after
-    :func:`ai_scratch.entry.console` has made its early imports).
+    """:func:`main` on the command line, exit status 0 (the console script).
 
     pip's wrapper calls ``sys.exit(console())``; given the CLI object that :func:`main` returns,
-    sys.exit would print it and exit with status 1 after every successful run. Errors still exit
-    with status 2 from inside :func:`main`.
+    sys.exit would print it and exit with status 1 after every successful run. Errors exit with
+    their own status from inside :func:`main`.
     """
     main()
     return 0

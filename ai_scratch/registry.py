@@ -1,4 +1,4 @@
-"""What exists: the models of the history and the experiment configs."""
+"""What exists: the models of the history, the experiment configs and the comparisons."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any
 
 import yaml
 
+import configs
 from ai_scratch.info import ModelInfo
-
-#: The repository root (where ``configs/`` lives in a checkout or an editable install).
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 #: Every model module, in the order of the history.
 MODEL_MODULES = (
@@ -25,6 +23,11 @@ MODEL_MODULES = (
     "ai_scratch.cnn_revolution.googlenet",
     "ai_scratch.cnn_revolution.resnet",
 )
+
+#: ``ai-scratch compare <name>``: the module whose ``main(args)`` runs it, and what it shows.
+COMPARISONS = {
+    "module-1": ("ai_scratch.comparisons.module1", "Perceptron, ADALINE and MLP on linear data and on XOR"),
+}
 
 
 def model_classes() -> list[type]:
@@ -46,12 +49,23 @@ def models() -> list[ModelInfo]:
 
 
 def configs_dir() -> Path:
-    local = Path.cwd() / "configs"
-    return local if local.is_dir() else PROJECT_ROOT / "configs"
+    """The experiment configs that ship with the package: ``<model>/<experiment>.yaml``."""
+    return Path(configs.__file__).parent
+
+
+def find_config(name: str) -> Path | None:
+    """The shipped experiment config that ``name`` refers to (``perceptron/xor_weakness``, with or
+    without ``.yaml``, with or without a leading ``configs/``), or ``None``."""
+    stem = name.removeprefix("configs/")
+    for candidate in (stem, f"{stem}.yaml"):
+        path = configs_dir() / candidate
+        if path.is_file():
+            return path
+    return None
 
 
 def experiments(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Each experiment config: its path, name, kind and claim."""
+    """Each experiment config: its name (``perceptron/xor_weakness``), path, kind and claim."""
     directory = directory or configs_dir()
     found = []
     for path in sorted(directory.glob("*/*.yaml")):
@@ -61,8 +75,8 @@ def experiments(directory: Path | None = None) -> list[dict[str, Any]]:
         claim = experiment.get("claim")
         found.append(
             {
-                "path": str(path.relative_to(directory.parent)) if directory.parent in path.parents else str(path),
-                "name": experiment.get("name", path.stem),
+                "name": f"{path.parent.name}/{path.stem}",
+                "path": str(path),
                 "kind": experiment.get("kind", "strength"),
                 "claim": f"{claim['metric']} {claim['comparison']} {claim['value']}" if claim else None,
             }

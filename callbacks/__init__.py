@@ -14,19 +14,18 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
 * :class:`GeneralizationGap`: training-set accuracy measured as on the validation set, minus the
   validation accuracy, and the same in loss (``train_eval_accuracy``, ``generalization_gap``, ...).
 * :class:`ChannelsLast`: weights and image inputs in ``torch.channels_last`` (Lightning has no switch).
-* :func:`skip_unused_batch_hooks`: let Lightning pass over the per-batch hooks that callbacks
-  leave empty (each costs ~2.5 µs per batch per callback otherwise; see :mod:`callbacks.dispatch`).
+* :class:`StopOnNonFiniteLoss`: stop the fit at the first training loss that is NaN or infinite,
+  keeping the checkpoints written before it.
 * Figures (:mod:`callbacks.figures`): learning curves, confusion matrix, decision boundary,
   gradient flow, convolution filters and feature maps; PNG under the run's log dir, and
-  ``wandb.Image`` when a run exists.
+  ``wandb.Image`` when a run exists. Where a figure does not apply to a module, it says so once
+  and draws nothing; a figure never fails a fit.
 
 A module may offer ``model_info() -> dict`` (name, module, category, pattern, framework, ...);
 the metadata and artifact callbacks use it when it is there.
 """
 
-from callbacks._drawing import use_drawing_process
 from callbacks.artifacts import WandbCheckpointArtifacts
-from callbacks.dispatch import skip_unused_batch_hooks
 from callbacks.figures import (
     ConfusionMatrix,
     ConvFilters,
@@ -36,6 +35,7 @@ from callbacks.figures import (
     LearningCurves,
     default_figures,
 )
+from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from callbacks.generalization import GeneralizationGap
 from callbacks.memory_format import ChannelsLast
 from callbacks.metadata import WandbRunMetadata, tags_from_model_info
@@ -50,11 +50,11 @@ __all__ = [
     "GeneralizationGap",
     "GradientFlow",
     "LearningCurves",
+    "NonFiniteLossError",
+    "StopOnNonFiniteLoss",
     "WandbCheckpointArtifacts",
     "WandbRunMetadata",
     "WandbWatch",
     "default_figures",
-    "skip_unused_batch_hooks",
     "tags_from_model_info",
-    "use_drawing_process",
 ]

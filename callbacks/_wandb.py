@@ -12,17 +12,24 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-_warned: set[str] = set()
+_said: set[str] = set()
 
 
 def warn_once(message: str) -> None:
     """Warn on global rank zero, once per process for the same message."""
-    if message in _warned:
-        return
-    _warned.add(message)
-    rank_zero_warn(message, category=UserWarning)
+    if message not in _said:
+        _said.add(message)
+        rank_zero_warn(message, category=UserWarning)
+
+
+def say_once(message: str) -> None:
+    """Tell the user on global rank zero (Lightning's console log, as its own notices), once per
+    process for the same message: for what is expected, such as a figure that does not apply."""
+    if message not in _said:
+        _said.add(message)
+        rank_zero_info(message)
 
 
 def wandb_installed() -> bool:
@@ -59,8 +66,7 @@ def wandb_run(trainer: L.Trainer, owner: str) -> Any | None:
 
 def run_is_disabled(run: Any) -> bool:
     """True for the stand-in run that ``wandb.init(mode="disabled")`` returns."""
-    settings = getattr(run, "settings", None)
-    return bool(getattr(settings, "_noop", False)) or getattr(settings, "mode", None) == "disabled"
+    return getattr(getattr(run, "settings", None), "mode", None) == "disabled"
 
 
 def module_info(pl_module: L.LightningModule) -> dict[str, Any]:

@@ -36,8 +36,8 @@ from lightning.pytorch.callbacks import Callback
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from callbacks._wandb import warn_once
-from callbacks.figures import _evaluating, _labels  # eval mode without gradients; predict_labels or argmax
+from callbacks._wandb import say_once
+from callbacks.batches import evaluating, not_a_classifier, predicted_labels
 
 
 class GeneralizationGap(Callback):
@@ -90,12 +90,13 @@ class GeneralizationGap(Callback):
         criterion = criterion if callable(criterion) else torch.nn.functional.cross_entropy
         accuracy: MulticlassAccuracy | None = None
         loss = MeanMetric()
-        with _evaluating(pl_module), trainer.precision_plugin.forward_context():  # the fit's precision
+        with evaluating(pl_module), trainer.precision_plugin.forward_context():  # the fit's precision
             for index, batch in enumerate(loader):
                 if self.max_batches is not None and index >= self.max_batches:
                     break
-                if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                    warn_once("GeneralizationGap: training batches are not (inputs, targets); no gap measured.")
+                reason = not_a_classifier(pl_module, batch)
+                if reason is not None:
+                    say_once(f"GeneralizationGap: no gap measured, because {reason}.")
                     return None
                 inputs, target = move_data_to_device(tuple(batch[:2]), pl_module.device)
                 scores = pl_module(inputs)
@@ -103,7 +104,7 @@ class GeneralizationGap(Callback):
                     classes = self.num_classes or getattr(pl_module, "num_classes", None) or scores.shape[-1]
                     accuracy = MulticlassAccuracy(int(classes), average="micro").to(pl_module.device)
                     loss = loss.to(pl_module.device)
-                accuracy.update(_labels(pl_module, scores), target)
+                accuracy.update(predicted_labels(pl_module, scores), target)
                 loss.update(criterion(scores.float(), target), weight=len(target))
         if accuracy is None:
             return None

@@ -11,7 +11,6 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from callbacks._wandb import run_is_disabled, wandb_run, warn_once
-from callbacks.dispatch import EveryNSteps
 
 WatchLog = Literal["gradients", "parameters", "all"]
 
@@ -37,9 +36,7 @@ class WandbWatch(Callback):
       them by then (in ``wandb.watch``'s backward hooks they are multiplied by the GradScaler's
       loss scale, 65,536 at first), and under gradient accumulation they are the summed gradient
       of the step, not each batch's partial sum;
-    * one history update per step for all tensors, not one per tensor: each update costs wandb
-      about a millisecond, so with LeNet-5's 12 tensors ``wandb.watch`` spent 0.48 s of a 45-second
-      fit on them, this 0.17 s (``benchmarks/tracking_overhead.py``).
+    * one history update per step for all tensors, not one per tensor.
 
     Args:
         log: what to watch: ``"gradients"``, ``"parameters"`` or ``"all"``.
@@ -70,7 +67,6 @@ class WandbWatch(Callback):
         self._run: Any | None = None
         self._parameters: list[tuple[str, Tensor]] = []
         self._graph_watched: L.LightningModule | None = None
-        self._due = EveryNSteps()
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -88,14 +84,9 @@ class WandbWatch(Callback):
             run.watch(pl_module, log=None, log_graph=True, idx=0)
             self._graph_watched = pl_module
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._due.start(trainer, self.log_freq)  # here, not at fit start: a resumed fit has its step back by now
-
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        if self._run is None:
-            return
-        step = self._due.due(trainer, self.log_freq)
-        if step is None:
+        step = trainer.global_step
+        if self._run is None or step % self.log_freq:
             return
         tensors: dict[str, Tensor] = {}
         for name, parameter in self._parameters:

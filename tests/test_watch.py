@@ -26,7 +26,7 @@ from wandb_log import find_runs, read_run
 
 @pytest.fixture(autouse=True)
 def fresh_warnings() -> None:
-    wandb_helpers._warned.clear()
+    wandb_helpers._said.clear()
 
 
 class StepLogger(L.LightningModule):
