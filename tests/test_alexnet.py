@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ai_scratch.cnn_revolution.alexnet import AlexNet, LocalResponseNorm, sgd_with_schedule
-from cnn_tools import count, quiet_trainer
+from ai_scratch.cnn_revolution.alexnet import AlexNet, LocalResponseNorm
+from cnn_tools import assert_channels_last_gives_the_same_outputs, count, quiet_trainer
 
 #: Figure 2 with the two GPUs (groups 2 in conv2, conv4, conv5): weights + biases of each layer.
 PAPER_PARAMETERS = {
@@ -32,7 +32,6 @@ ONE_GPU_TOTAL = 62_378_344  # groups 1: conv2, conv4, conv5 read every map (+307
 TORCHVISION_TOTAL = 61_100_840  # torchvision.models.alexnet(weights=None)
 
 SMALL = {"num_classes": 10, "input_size": 32, "stem": "small", "width": 0.25}
-
 
 
 def meta_alexnet(**options) -> AlexNet:
@@ -165,9 +164,7 @@ def test_paper_stem_on_32x32_images_is_a_clear_error() -> None:
 
 # ------------------------------------------------------------------------------ LRN, groups, options
 def test_local_response_norm_is_the_papers_formula() -> None:
-    lrn = LocalResponseNorm()
-    assert (lrn.size, lrn.k, lrn.beta, lrn.paper_alpha) == (5, 2.0, 0.75, 1e-4)
-    assert lrn.alpha == pytest.approx(5e-4)  # torch divides alpha by n
+    lrn = LocalResponseNorm()  # the paper's k = 2, n = 5, alpha = 1e-4, beta = 0.75 (torch's alpha: n alpha)
     a = torch.rand(2, 7, 3, 3) * 20
     expected = torch.empty_like(a)
     for i in range(7):
@@ -263,14 +260,7 @@ def _path(name: str) -> str:
 @pytest.mark.parametrize("variant", ["paper", "torchvision"])
 def test_channels_last_gives_the_same_outputs(variant: str) -> None:
     torch.manual_seed(0)
-    model = AlexNet(**SMALL, variant=variant).eval()
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        expected = model(x)
-        model = model.to(memory_format=torch.channels_last)
-        assert model.features.conv2.weight.is_contiguous(memory_format=torch.channels_last)
-        found = model(x.contiguous(memory_format=torch.channels_last))
-    assert torch.allclose(found, expected, rtol=1e-4, atol=1e-6)
+    assert_channels_last_gives_the_same_outputs(AlexNet(**SMALL, variant=variant), torch.randn(2, 3, 32, 32))
 
 
 def test_parameters_are_float32(small: AlexNet) -> None:
@@ -301,17 +291,7 @@ def test_bad_options_raise_value_error(options: dict) -> None:
         AlexNet(**options)
 
 
-def test_info_and_model_info(paper: AlexNet, small: AlexNet) -> None:
-    info = AlexNet.INFO
-    assert (info.name, info.module, info.category, info.pattern, info.year_introduced) == (
-        "alexnet",
-        2,
-        "cnn",
-        "engine-based",
-        2012,
-    )
-    assert info.authors == ("Alex Krizhevsky", "Ilya Sutskever", "Geoffrey E. Hinton")
-    assert info.paper_title == "ImageNet Classification with Deep Convolutional Neural Networks"
+def test_model_info_of_the_built_networks(paper: AlexNet, small: AlexNet) -> None:
     built = paper.model_info()
     assert built["parameter_count"] == built["trainable_parameter_count"] == PAPER_TOTAL
     assert built["input_size"] == [3, 224, 224] and built["output_size"] == [1000]
@@ -359,7 +339,7 @@ def test_optimizer_is_the_papers_sgd_with_a_plateau_schedule(small: AlexNet) -> 
 
 
 def test_plateau_divides_the_rate_by_ten_three_times_at_most() -> None:
-    configured = sgd_with_schedule(nn.Linear(2, 2), 0.01, 0.9, 5e-4, "paper", lr_patience=0)
+    configured = AlexNet(**SMALL, lr_patience=0).configure_optimizers()
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     rates = []
     for accuracy in (0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6):  # improves once, then never again

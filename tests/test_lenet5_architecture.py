@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -18,7 +17,9 @@ from ai_scratch.cnn_revolution.lenet5 import (
     TrainableSubsampling,
     digit_bitmaps,
     map_criterion,
+    paper_lr_factor,
 )
+from cnn_tools import quiet_trainer
 
 LAYERS = ("c1", "s2", "c3", "s4", "c5", "f6", "output")
 
@@ -66,7 +67,6 @@ def test_max_pooling_removes_the_subsampling_parameters() -> None:
 
 def test_model_info_counts_60000_trainable_parameters(model: LeNet5) -> None:
     info = model.model_info()
-    assert info["name"] == "lenet5" and info["module"] == 2 and info["category"] == "cnn"
     assert info["trainable_parameter_count"] == 60_000
     assert info["parameter_count"] == 60_000  # the RBF bitmaps are a buffer, not parameters
     assert info["input_size"] == [1, 32, 32] and info["output_size"] == [10]
@@ -258,14 +258,7 @@ def test_smoke_fit_on_random_images() -> None:
     data = TensorDataset(torch.randn(48, 1, 32, 32), torch.randint(0, 10, (48,)))
     model = LeNet5()
     before = model.c1.conv.weight.detach().clone()
-    trainer = L.Trainer(
-        max_epochs=1,
-        limit_train_batches=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        accelerator="cpu",
-    )
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=3)
     trainer.fit(model, DataLoader(data, batch_size=16))
     assert math.isfinite(trainer.callback_metrics["train_loss"].item())
     assert 0.0 <= trainer.callback_metrics["train_accuracy"].item() <= 1.0
@@ -274,11 +267,20 @@ def test_smoke_fit_on_random_images() -> None:
 
 def test_paper_learning_rate_schedule() -> None:
     """Section III.C: 0.0005, 0.0002, 0.0001, 0.00005, then 0.00001, per pass."""
-    from ai_scratch.cnn_revolution.lenet5 import paper_lr_factor
-
     rates = [0.0005 * paper_lr_factor(epoch) for epoch in range(15)]
     expected = [0.0005] * 2 + [0.0002] * 3 + [0.0001] * 3 + [0.00005] * 4 + [0.00001] * 3
     assert rates == pytest.approx(expected)
     configured = LeNet5(learning_rate=0.0005).configure_optimizers()
     assert isinstance(configured["optimizer"], torch.optim.SGD)
-    assert configured["lr_scheduler"]["interval"] == "epoch"
+    schedule = configured["lr_scheduler"]
+    assert schedule["interval"] == "epoch" and schedule["scheduler"].lr_lambdas == [paper_lr_factor]
+
+
+def test_cosine_schedule_anneals_the_rate_to_zero_over_max_epochs() -> None:
+    torch.manual_seed(0)
+    data = DataLoader(TensorDataset(torch.randn(8, 1, 32, 32), torch.randint(0, 10, (8,))), batch_size=8)
+    trainer = quiet_trainer(max_epochs=2)
+    trainer.fit(LeNet5(lr_schedule="cosine"), data)
+    (schedule,) = trainer.lr_scheduler_configs
+    assert schedule.interval == "epoch" and schedule.scheduler.T_max == 2
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # after 2 of 2 epochs

@@ -28,7 +28,8 @@ from ai_scratch.cnn_revolution.resnet import (
     paper_lr_factor,
     resnet34,
 )
-from cnn_tools import count, multiply_adds, one_thread, quiet_trainer  # noqa: F401 (one_thread: a module fixture, used below)
+from cnn_tools import assert_channels_last_gives_the_same_outputs, count, multiply_adds, output_shapes, quiet_trainer
+from cnn_tools import one_thread  # noqa: F401 (a module fixture, used below)
 
 IMAGENET_DEPTHS = (18, 34, 50, 101, 152)
 #: Table 1, the blocks of conv2_x to conv5_x, transcribed a second time.
@@ -38,9 +39,6 @@ CIFAR_PARAMETERS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_7
 SMALL_CIFAR = {"depth": 20, "family": "cifar", "width": 0.5}  # 8, 16, 32 filters
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +62,6 @@ def test_imagenet_counts_equal_torchvisions_for_both_stride_placements(depth: in
         reference = getattr(torchvision.models, f"resnet{depth}")(weights=None)
         v1_5 = ResNet(depth=depth, **TORCHVISION_OPTIONS)
     assert count(imagenet[depth]) == count(v1_5) == count(reference) == TORCHVISION_PARAMETERS[depth]
-
-
-def test_torchvision_parameter_counts_are_the_known_integers() -> None:
-    assert TORCHVISION_PARAMETERS == {
-        18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808,
-    }  # fmt: skip
 
 
 @pytest.mark.parametrize("depth", sorted(CIFAR_PARAMETERS))
@@ -100,9 +92,6 @@ def test_shortcut_options_a_b_c_on_resnet34() -> None:
 
 def test_model_info_and_resolved_defaults(small: ResNet) -> None:
     info = small.model_info()
-    assert (info["name"], info["module"], info["category"], info["pattern"]) == ("resnet", 2, "cnn", "engine-based")
-    assert info["year_introduced"] == 2015 and info["paper_title"] == "Deep Residual Learning for Image Recognition"
-    assert info["authors"] == ["Kaiming He", "Xiangyu Zhang", "Shaoqing Ren", "Jian Sun"]
     assert info["parameter_count"] == count(small) and info["input_size"] == [3, 32, 32] and info["output_size"] == [10]
     assert (small.hparams["shortcut"], small.hparams["stem"], small.hparams["num_classes"]) == ("A", "cifar", 10)
     assert tuple(small.hparams["lr_milestones"]) == (0.5, 0.75)
@@ -125,14 +114,8 @@ def test_block_layout_is_table_1s(depth: int, imagenet: dict[int, ResNet]) -> No
 @pytest.mark.parametrize(("depth", "channels"), [(34, (64, 128, 256, 512)), (50, (256, 512, 1024, 2048))])
 def test_output_sizes_are_table_1s(depth: int, channels: tuple[int, ...], imagenet: dict[int, ResNet]) -> None:
     model = imagenet[depth]
-    shapes: dict[str, tuple[int, ...]] = {}
-    names = ("stem.conv", "stem", *model.stage_names)
-    modules = dict(model.named_modules())
-    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:]))) for n in names]
     with torch.device("meta"):
-        scores = model(torch.zeros(1, 3, 224, 224))
-    for handle in handles:
-        handle.remove()
+        scores, shapes = output_shapes(model, torch.zeros(1, 3, 224, 224), ("stem.conv", "stem", *model.stage_names))
     assert scores.shape == (1, 1000)
     sides = {"layer1": 56, "layer2": 28, "layer3": 14, "layer4": 7}
     expected = {"stem.conv": (64, 112, 112), "stem": (64, 56, 56)}
@@ -163,11 +146,7 @@ def test_stride_placement_of_a_downsampling_bottleneck() -> None:
 def test_cifar_family_is_section_4_2s() -> None:
     with torch.device("meta"):
         model = cifar_resnet(56)
-        shapes = {}
-        handles = [getattr(model, n).register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape[1:]))) for n in model.stage_names]
-        model(torch.zeros(1, 3, 32, 32))
-    for handle in handles:
-        handle.remove()
+        _, shapes = output_shapes(model, torch.zeros(1, 3, 32, 32), model.stage_names)
     assert shapes == {"layer1": (16, 32, 32), "layer2": (32, 16, 16), "layer3": (64, 8, 8)}
     assert [len(getattr(model, n)) for n in model.stage_names] == [9, 9, 9]  # n = 9, 6n + 2 = 56
     assert model.stem.conv.kernel_size == (3, 3) and not hasattr(model.stem, "maxpool")
@@ -242,13 +221,7 @@ def test_small_forward_backward_at_32x32(options: dict) -> None:
 @pytest.mark.parametrize("options", [SMALL_CIFAR, {"depth": 50, "stem": "cifar", "width": 1 / 16, "num_classes": 10}], ids=["basic", "bottleneck"])
 def test_channels_last_gives_the_same_outputs(options: dict) -> None:
     torch.manual_seed(0)
-    model = ResNet(**options).eval()
-    images = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        expected = model(images)
-        model.to(memory_format=torch.channels_last)
-        got = model(images.to(memory_format=torch.channels_last))
-    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert_channels_last_gives_the_same_outputs(ResNet(**options), torch.randn(2, 3, 32, 32), atol=1e-4)
 
 
 def test_block_gradient_norms(small: ResNet) -> None:
@@ -328,6 +301,12 @@ def test_tiny_fit_steps_the_schedule_and_logs_block_gradient_norms() -> None:
     assert all(math.isfinite(v) and v > 0 for _, row in grad_rows for v in row.values())
     assert grad_rows[0][1] != grad_rows[1][1]
     assert trainer.optimizers[0].param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_a_schedule_over_the_run_needs_a_run_of_known_length() -> None:
+    data = DataLoader(TensorDataset(torch.randn(2, 3, 8, 8), torch.tensor([0, 1])), batch_size=2)
+    with pytest.raises(ValueError, match="lr_schedule='paper' needs a run of known length"):
+        quiet_trainer(max_epochs=-1).fit(ResNet(**SMALL_CIFAR), data)
 
 
 def test_block_gradient_norms_are_unscaled_under_16_bit_mixed_precision() -> None:

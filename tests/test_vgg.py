@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ai_scratch.cnn_revolution.vgg import DEPTH, PAPER_MILLIONS, TABLE_1, VGG
-from cnn_tools import count
+from cnn_tools import assert_channels_last_gives_the_same_outputs, count
 
 #: Exact parameters at 224x224 and 1000 classes: (without, with batch norm).
 EXACT = {
@@ -33,7 +33,6 @@ CONVOLUTIONS = {
 }  # fmt: skip
 
 SMALL = {"num_classes": 10, "input_size": 32, "width": 0.25}
-
 
 
 def meta_vgg(config: str = "D", **options) -> VGG:
@@ -194,14 +193,7 @@ def test_initialisations() -> None:
 @pytest.mark.parametrize("options", [{"config": "A-LRN"}, {"config": "C", "batch_norm": True}])
 def test_channels_last_gives_the_same_outputs(options: dict) -> None:
     torch.manual_seed(0)
-    model = VGG(**options, **SMALL).eval()
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        expected = model(x)
-        model = model.to(memory_format=torch.channels_last)
-        assert model.features.conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
-        found = model(x.contiguous(memory_format=torch.channels_last))
-    assert torch.allclose(found, expected, rtol=1e-4, atol=1e-6)
+    assert_channels_last_gives_the_same_outputs(VGG(**options, **SMALL), torch.randn(2, 3, 32, 32))
 
 
 @pytest.mark.parametrize(
@@ -225,17 +217,7 @@ def test_bad_options_raise_value_error(options: dict) -> None:
 
 
 # ------------------------------------------------------------------------------ metadata, recipe
-def test_info_and_model_info() -> None:
-    info = VGG.INFO
-    assert (info.name, info.module, info.category, info.pattern, info.year_introduced) == (
-        "vgg",
-        2,
-        "cnn",
-        "engine-based",
-        2014,
-    )
-    assert info.authors == ("Karen Simonyan", "Andrew Zisserman")
-    assert info.paper_title == "Very Deep Convolutional Networks for Large-Scale Image Recognition"
+def test_model_info_of_the_built_network() -> None:
     built = meta_vgg("D").model_info()
     assert built["parameter_count"] == EXACT["D"][0]
     assert built["input_size"] == [3, 224, 224] and built["output_size"] == [1000]

@@ -98,9 +98,9 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
 
 from ai_scratch.base import Classifier, check_choice
+from ai_scratch.cnn_revolution.optim import LRSchedule, divided_by_ten_on_plateau, sgd_with_schedule
 from ai_scratch.info import ModelInfo
 
 Variant = Literal["paper", "torchvision"]
@@ -109,7 +109,6 @@ Pooling = Literal["overlapping", "non_overlapping"]
 Stem = Literal["paper", "small"]
 DropoutPosition = Literal["hidden", "inputs"]
 Init = Literal["paper", "default", "kaiming", "glorot"]
-LRSchedule = Literal["paper", "cosine", "constant"]
 
 #: Maps of conv1 to conv5, and hidden units of fc6 and fc7, of each variant at width 1.
 WIDTHS: dict[str, tuple[tuple[int, ...], int]] = {
@@ -130,6 +129,20 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "si
 def scaled(units: int, width: float, multiple: int = 1) -> int:
     """``units * width`` rounded to a multiple of ``multiple`` (at least one multiple)."""
     return max(multiple, round(units * width / multiple) * multiple)
+
+
+def check_options(width: float, dropout: float, adaptive_pool: int, in_channels: int, lr_patience: int) -> None:
+    """A one-line ``ValueError`` for an option out of range; VGG keeps AlexNet's, and checks them alike."""
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
+    if adaptive_pool < 0:
+        raise ValueError(f"adaptive_pool must be 0 (none) or a positive side, got {adaptive_pool}")
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be positive, got {in_channels}")
+    if lr_patience < 0:
+        raise ValueError(f"lr_patience must be at least 0, got {lr_patience}")
 
 
 def pooled_side(side: int, kernel: int, stride: int, name: str) -> int:
@@ -201,39 +214,6 @@ def initialise(model: nn.Module, scheme: str, std: float = 0.01, bias_one: tuple
                 module.bias.fill_(1.0 if scheme == "paper" and name.rsplit(".", 1)[-1] in bias_one else 0.0)
 
 
-def sgd_with_schedule(
-    model: nn.Module,
-    learning_rate: float,
-    momentum: float,
-    weight_decay: float,
-    lr_schedule: str,
-    lr_patience: int,
-    max_epochs: int | None = None,
-) -> Any:
-    """The recipe of AlexNet and VGG: SGD with momentum and weight decay, the rate divided by 10 on a plateau.
-
-    ``lr_schedule``:
-
-    * ``"paper"``: ``ReduceLROnPlateau`` on ``val_accuracy`` (mode max, factor 0.1, after
-      ``lr_patience`` epochs without improvement), at most three times (``min_lr`` is a thousandth
-      of the first rate), as both papers did. The papers judged the plateau by eye; the patience is
-      ours. Without a validation loop the rate stays constant and Lightning warns (``strict=False``);
-    * ``"cosine"``: annealed to zero over ``max_epochs``;
-    * ``"constant"``: no schedule.
-    """
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum, weight_decay=weight_decay)
-    if lr_schedule == "constant":
-        return optimizer
-    if lr_schedule == "cosine":
-        scheduler: Any = CosineAnnealingLR(optimizer, T_max=max(1, max_epochs or 1))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-    scheduler = ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=lr_patience, min_lr=learning_rate * 1e-3)
-    return {
-        "optimizer": optimizer,
-        "lr_scheduler": {"scheduler": scheduler, "monitor": "val_accuracy", "interval": "epoch", "strict": False},
-    }
-
-
 # ----------------------------------------------------------------------------------------- model
 class AlexNet(Classifier):
     """AlexNet (Krizhevsky, Sutskever and Hinton, 2012): five convolutions and three fully connected layers.
@@ -265,7 +245,11 @@ class AlexNet(Classifier):
         stem: ``"paper"``, conv1 11x11 with stride 4 (inputs of at least 63x63), or ``"small"``,
             5x5 with stride 1, for 32x32 or 28x28 images.
         dropout: probability of dropping a unit; 0 turns dropout off.
-        learning_rate, momentum, weight_decay, lr_schedule, lr_patience: see :func:`sgd_with_schedule`.
+        learning_rate, momentum, weight_decay: of the SGD (Section 5: 0.01, 0.9, 5e-4).
+        lr_schedule: ``"paper"`` (divided by 10 when ``val_accuracy`` stops improving, at most three
+            times), ``"cosine"`` (to zero over ``max_epochs``) or ``"constant"``.
+        lr_patience: epochs without improvement before the paper's division; the paper judged the
+            plateau by eye, the number is ours.
 
     Raises:
         ValueError: for an unknown choice, a width, dropout or adaptive pool out of range, or an input
@@ -348,16 +332,7 @@ class AlexNet(Classifier):
         check_choice("lr_schedule", lr_schedule, LRSchedule)
         if not isinstance(groups, int) or groups < 1:
             raise ValueError(f"groups must be a positive integer (2 for the paper's two GPUs), got {groups!r}")
-        if width <= 0:
-            raise ValueError(f"width must be positive, got {width}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
-        if adaptive_pool < 0:
-            raise ValueError(f"adaptive_pool must be 0 (none) or a positive side, got {adaptive_pool}")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be positive, got {in_channels}")
-        if lr_patience < 0:
-            raise ValueError(f"lr_patience must be at least 0, got {lr_patience}")
+        check_options(width, dropout, adaptive_pool, in_channels, lr_patience)
 
         conv_maps, hidden_units = WIDTHS[variant]
         maps = [scaled(m, width, groups) for m in conv_maps]
@@ -416,9 +391,7 @@ class AlexNet(Classifier):
             layers = [*drop("drop6"), *fc6, *drop("drop7"), *fc7]
         self.classifier = nn.Sequential(OrderedDict([*layers, ("fc8", nn.Linear(hidden, num_classes))]))
 
-        self.input_size = (in_channels, input_size, input_size)
-        self.output_size = (num_classes,)
-        self.example_input_array = torch.zeros(1, *self.input_size)
+        self.set_sizes((in_channels, input_size, input_size), (num_classes,))
         initialise(self, resolved["init"], std=0.01, bias_one=("conv2", "conv4", "conv5", "fc6", "fc7"))
 
     def forward(self, images: Tensor) -> Tensor:
@@ -428,8 +401,5 @@ class AlexNet(Classifier):
 
     def configure_optimizers(self) -> Any:
         """Section 5: SGD, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 on a plateau."""
-        hp = self.hparams
-        max_epochs = self.trainer.max_epochs if hp.lr_schedule == "cosine" else None
-        return sgd_with_schedule(
-            self, hp.learning_rate, hp.momentum, hp.weight_decay, hp.lr_schedule, hp.lr_patience, max_epochs
-        )
+        paper = divided_by_ten_on_plateau(self.hparams.learning_rate, self.hparams.lr_patience)
+        return sgd_with_schedule(self, paper=paper)

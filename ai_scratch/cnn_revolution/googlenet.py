@@ -111,14 +111,14 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
 
 from ai_scratch.base import Classifier, check_choice
+from ai_scratch.cnn_revolution.alexnet import scaled
+from ai_scratch.cnn_revolution.optim import LRSchedule, per_epoch, sgd_with_schedule
 from ai_scratch.info import ModelInfo
 
 Stem = Literal["imagenet", "cifar"]
 AuxPool = Literal["paper", "adaptive"]
-LRSchedule = Literal["paper", "cosine", "constant"]
 
 #: Table 1, the nine Inception modules: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj).
 INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -398,10 +398,7 @@ class GoogLeNet(Classifier):
         self.save_hyperparameters()
         self.aux_weight = aux_weight
 
-        def scaled(channels: int) -> int:
-            return max(1, round(channels * width))
-
-        c1, c2, c3 = (scaled(c) for c in STEM_WIDTHS)
+        c1, c2, c3 = (scaled(c, width) for c in STEM_WIDTHS)
         if stem == "imagenet":
             layers: OrderedDict[str, nn.Module] = OrderedDict(
                 conv1=ConvUnit(in_channels, c1, 7, stride=2, padding=3, batch_norm=batch_norm),
@@ -419,7 +416,7 @@ class GoogLeNet(Classifier):
         self.stem = nn.Sequential(layers)
 
         def inception(name: str, in_ch: int) -> Inception:
-            counts = (scaled(c) for c in INCEPTION_TABLE[name])
+            counts = (scaled(c, width) for c in INCEPTION_TABLE[name])
             return Inception(in_ch, *counts, batch_norm=batch_norm, branch3_kernel=branch3_kernel)
 
         self.inception3a = inception("3a", c3)
@@ -443,15 +440,13 @@ class GoogLeNet(Classifier):
 
             def auxiliary(in_ch: int) -> AuxiliaryClassifier:
                 return AuxiliaryClassifier(
-                    in_ch, num_classes, side_4a, aux_pool, scaled(AUX_CONV_CHANNELS), scaled(AUX_HIDDEN_UNITS), aux_dropout, batch_norm
+                    in_ch, num_classes, side_4a, aux_pool, scaled(AUX_CONV_CHANNELS, width), scaled(AUX_HIDDEN_UNITS, width), aux_dropout, batch_norm
                 )
 
             self.aux1 = auxiliary(self.inception4a.out_channels)
             self.aux2 = auxiliary(self.inception4d.out_channels)
 
-        self.input_size = (in_channels, input_size, input_size)
-        self.output_size = (num_classes,)
-        self.example_input_array = torch.zeros(1, *self.input_size)
+        self.set_sizes((in_channels, input_size, input_size), (num_classes,))
         self.initialise_weights()
 
     @staticmethod
@@ -526,20 +521,7 @@ class GoogLeNet(Classifier):
 
     def configure_optimizers(self) -> Any:
         """SGD with momentum 0.9; ``lr_schedule="paper"``: 4% less every 8 epochs (Section 6)."""
-        optimizer = torch.optim.SGD(
-            self.parameters(),
-            lr=self.hparams.learning_rate,
-            momentum=self.hparams.momentum,
-            weight_decay=self.hparams.weight_decay,
-        )
-        if self.hparams.lr_schedule == "constant":
-            return optimizer
-        if self.hparams.lr_schedule == "cosine":
-            max_epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-            scheduler: Any = CosineAnnealingLR(optimizer, T_max=max_epochs)
-        else:
-            scheduler = LambdaLR(optimizer, paper_lr_factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return sgd_with_schedule(self, paper=per_epoch(paper_lr_factor))
 
     @classmethod
     def torchvision_variant(cls, **options: Any) -> GoogLeNet:

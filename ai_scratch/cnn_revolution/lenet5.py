@@ -85,16 +85,15 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR
 
 from ai_scratch.base import Classifier, check_choice
+from ai_scratch.cnn_revolution.optim import LRSchedule, per_epoch, sgd_with_schedule
 from ai_scratch.info import ModelInfo
 
 OutputLayer = Literal["rbf", "linear"]
 C3Table = Literal["paper", "full"]
 Activation = Literal["scaled_tanh", "relu"]
 Subsampling = Literal["trainable", "max"]
-LRSchedule = Literal["paper", "cosine", "constant"]
 
 #: Table I: the S2 maps that each of the 16 C3 maps combines (C3 map k reads ``C3_CONNECTIONS[k]``).
 C3_CONNECTIONS: tuple[tuple[int, ...], ...] = (
@@ -206,9 +205,7 @@ class PartiallyConnectedConv2d(nn.Module):
     60 x 5 x 5 + 16 = 1,516 parameters, the paper's count. To run, the kernels are laid into the
     (output maps x input maps) grid of kernels of an ordinary dense convolution; the cells of
     missing connections hold constant zeros, which are not parameters and get no gradient, so an
-    unconnected input map has no influence on the output map. One dense convolution is also the
-    fastest way to compute the layer: on a CPU a grouped convolution per fan-in, or a
-    convolution per output map, is several times slower.
+    unconnected input map has no influence on the output map.
 
     Args:
         connections: for each output map, the indices of the input maps it reads.
@@ -346,8 +343,9 @@ class LeNet5(Classifier):
         rbf_rubbish_j: the constant ``j`` of eq. 9 (positive); see :func:`map_criterion`.
         learning_rate, momentum, weight_decay: of the SGD that stands in for the paper's stochastic
             diagonal Levenberg-Marquardt method. The MAP loss sums 84 squared errors per pattern, so
-            its gradients are large: 0.002 with momentum 0.9 trains it, 0.005 already diverged on
-            small digit images. The linear output with cross-entropy wants a larger rate (about 0.1).
+            its gradients are large and want a small rate (0.002 with momentum 0.9); the linear
+            output with cross-entropy wants a larger one (about 0.1).
+        lr_schedule: ``"paper"``, ``"cosine"`` or ``"constant"`` (see :meth:`configure_optimizers`).
         input_channels: channels of the input images (1 for the paper's grey levels).
         input_size: side of the square input, at least 32. Larger inputs give C5 maps larger than
             1x1 (the reason the paper calls C5 convolutional) and a wider F6.
@@ -453,9 +451,7 @@ class LeNet5(Classifier):
         else:
             self.output = nn.Linear(BITMAP_HEIGHT * BITMAP_WIDTH, num_classes)
 
-        self.input_size = (input_channels, input_size, input_size)
-        self.output_size = (num_classes,)
-        self.example_input_array = torch.zeros(1, *self.input_size)
+        self.set_sizes((input_channels, input_size, input_size), (num_classes,))
         self.initialise_weights()
 
     def initialise_weights(self) -> None:
@@ -504,16 +500,4 @@ class LeNet5(Classifier):
         meant for passes over 60,000 digits); ``"cosine"`` anneals it to zero over ``max_epochs``
         (better suited to passes over a few thousand); ``"constant"`` keeps it.
         """
-        optimizer = torch.optim.SGD(
-            self.parameters(),
-            lr=self.hparams.learning_rate,
-            momentum=self.hparams.momentum,
-            weight_decay=self.hparams.weight_decay,
-        )
-        if self.hparams.lr_schedule == "constant":
-            return optimizer
-        if self.hparams.lr_schedule == "cosine":
-            scheduler: Any = CosineAnnealingLR(optimizer, T_max=max(1, self.trainer.max_epochs or 1))
-        else:
-            scheduler = LambdaLR(optimizer, paper_lr_factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return sgd_with_schedule(self, paper=per_epoch(paper_lr_factor))

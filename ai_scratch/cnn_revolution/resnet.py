@@ -99,16 +99,16 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from ai_scratch.base import Classifier, check_choice
+from ai_scratch.cnn_revolution.alexnet import scaled
+from ai_scratch.cnn_revolution.optim import LRSchedule, per_step, sgd_with_schedule
 from ai_scratch.info import ModelInfo
 
 Family = Literal["imagenet", "cifar"]
 Stem = Literal["imagenet", "cifar"]
 Shortcut = Literal["A", "B", "C"]
 StrideOn = Literal["1x1", "3x3"]
-LRSchedule = Literal["paper", "cosine", "constant"]
 
 #: Table 1: the block and the number of blocks of each stage (conv2_x to conv5_x), by depth.
 IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
@@ -181,7 +181,31 @@ def make_shortcut(option: str, in_channels: int, out_channels: int, stride: int)
 
 
 # --------------------------------------------------------------------------------- blocks
-class BasicBlock(nn.Module):
+class ResidualBlock(nn.Module):
+    """What the two blocks share: ``y = relu(F(x, {W_i}) + shortcut(x))``, or ``y = relu(F(x))`` in a
+    plain network (no ``shortcut``). Subclasses build the layers of ``F`` (:meth:`residual_function`),
+    a ``relu`` and the ``shortcut``, and name their ``last_bn``."""
+
+    relu: nn.ReLU
+    shortcut: nn.Module | None
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d:
+        """The BN that ends ``F``: at scale 0, the block starts as its shortcut."""
+        raise NotImplementedError
+
+    def residual_function(self, x: Tensor) -> Tensor:
+        """``F(x, {W_i})``: what the stacked layers compute, before the addition."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.residual_function(x)
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)  # eq. 1 (identity, option A) or eq. 2 (projection)
+        return self.relu(out)  # "the second nonlinearity after the addition"
+
+
+class BasicBlock(ResidualBlock):
     """Two 3x3 convolutions (Figure 5 left): ``y = relu(F(x) + shortcut(x))``, ``F = BN W_2 relu(BN W_1 x)``.
 
     Args:
@@ -210,17 +234,10 @@ class BasicBlock(nn.Module):
         return self.bn2
 
     def residual_function(self, x: Tensor) -> Tensor:
-        """``F(x, {W_i})``: what the stacked layers compute, before the addition."""
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.residual_function(x)
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)  # eq. 1 (identity, option A) or eq. 2 (projection)
-        return self.relu(out)  # "the second nonlinearity after the addition"
 
-
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1x1, 3x3, 1x1 (Figure 5 right): reduce to ``channels``, convolve, restore to ``4 * channels``.
 
     Args:
@@ -255,12 +272,6 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.residual_function(x)
-        if self.shortcut is not None:
-            out = out + self.shortcut(x)
-        return self.relu(out)
 
 
 BLOCKS: dict[str, type[BasicBlock | Bottleneck]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
@@ -402,7 +413,7 @@ class ResNet(Classifier):
         )
         self.depth, self.family = depth, family
 
-        widths = [max(1, round(w * width)) for w in base_widths]
+        widths = [scaled(w, width) for w in base_widths]
         stem_layers: OrderedDict[str, nn.Module] = OrderedDict()
         if stem == "imagenet":
             stem_layers["conv"] = nn.Conv2d(in_channels, widths[0], 7, stride=2, padding=3, bias=False)
@@ -430,9 +441,7 @@ class ResNet(Classifier):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels_in, num_classes)
 
-        self.input_size = (in_channels, input_size, input_size)
-        self.output_size = (num_classes,)
-        self.example_input_array = torch.zeros(1, *self.input_size)
+        self.set_sizes((in_channels, input_size, input_size), (num_classes,))
         self.last_block_gradient_norms: dict[str, float] = {}  # the latest norms handed to the loggers
         self.initialise_weights(zero_init_last_bn)
 
@@ -454,7 +463,7 @@ class ResNet(Classifier):
             for block in self.blocks():
                 nn.init.zeros_(block.last_bn.weight)
 
-    def blocks(self) -> list[BasicBlock | Bottleneck]:
+    def blocks(self) -> list[ResidualBlock]:
         """Every residual (or plain) block, from the input to the output: block_1, block_2, ..."""
         return [block for name in self.stage_names for block in getattr(self, name)]
 
@@ -507,23 +516,12 @@ class ResNet(Classifier):
         The schedule steps with the optimizer, as the paper counts iterations; the run's length is
         the trainer's ``estimated_stepping_batches`` (from ``max_epochs`` or ``max_steps``).
         """
-        optimizer = torch.optim.SGD(
-            self.parameters(),
-            lr=self.hparams.learning_rate,
-            momentum=self.hparams.momentum,
-            weight_decay=self.hparams.weight_decay,
-        )
-        if self.hparams.lr_schedule == "constant":
-            return optimizer
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total) or total < 1:
-            raise ValueError(f"lr_schedule={self.hparams.lr_schedule!r} needs a run of known length: set max_epochs or max_steps")
         milestones = tuple(self.hparams.lr_milestones)
-        if self.hparams.lr_schedule == "cosine":
-            scheduler = LambdaLR(optimizer, lambda step: cosine_lr_factor(step / total))
-        else:
-            scheduler = LambdaLR(optimizer, lambda step: paper_lr_factor(step / total, milestones))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return sgd_with_schedule(
+            self,
+            paper=per_step(self, lambda progress: paper_lr_factor(progress, milestones)),
+            cosine=per_step(self, cosine_lr_factor),
+        )
 
 
 # --------------------------------------------------------------------------------- builders

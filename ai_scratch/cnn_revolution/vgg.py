@@ -84,12 +84,12 @@ import torch
 from torch import Tensor, nn
 
 from ai_scratch.base import Classifier, check_choice
-from ai_scratch.cnn_revolution.alexnet import LocalResponseNorm, initialise, scaled, sgd_with_schedule
+from ai_scratch.cnn_revolution.alexnet import LocalResponseNorm, check_options, initialise, scaled
+from ai_scratch.cnn_revolution.optim import LRSchedule, divided_by_ten_on_plateau, sgd_with_schedule
 from ai_scratch.info import ModelInfo
 
 Config = Literal["A", "A-LRN", "B", "C", "D", "E"]
 Init = Literal["paper", "glorot", "kaiming", "default"]
-LRSchedule = Literal["paper", "cosine", "constant"]
 
 #: Table 1, one tuple per stage (each followed by a 2x2 max-pool): ``convK-N`` is a KxK convolution to N maps.
 TABLE_1: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -146,8 +146,10 @@ class VGG(Classifier):
         init: ``"glorot"`` (the paper's note for training without pre-training), ``"paper"``
             (N(0, 0.01^2), biases 0), ``"kaiming"`` (torchvision's) or ``"default"`` (PyTorch's);
             see :func:`ai_scratch.cnn_revolution.alexnet.initialise`.
-        learning_rate, momentum, weight_decay, lr_schedule, lr_patience: see
-            :func:`ai_scratch.cnn_revolution.alexnet.sgd_with_schedule`.
+        learning_rate, momentum, weight_decay: of the SGD (Section 3.1: 0.01, 0.9, 5e-4).
+        lr_schedule: ``"paper"`` (divided by 10 when ``val_accuracy`` stops improving, at most three
+            times), ``"cosine"`` (to zero over ``max_epochs``) or ``"constant"``.
+        lr_patience: epochs without improvement before the paper's division (ours, as AlexNet's).
 
     Raises:
         ValueError: for an unknown configuration or choice, a width, dropout, adaptive pool or
@@ -207,18 +209,9 @@ class VGG(Classifier):
         check_choice("init", init, Init)
         check_choice("lr_schedule", lr_schedule, LRSchedule)
         stages = TABLE_1[config]
-        if width <= 0:
-            raise ValueError(f"width must be positive, got {width}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
-        if adaptive_pool < 0:
-            raise ValueError(f"adaptive_pool must be 0 (none) or a positive side, got {adaptive_pool}")
+        check_options(width, dropout, adaptive_pool, in_channels, lr_patience)
         if not 0 <= pooling_stages <= len(stages):
             raise ValueError(f"pooling_stages must be between 0 and {len(stages)}, got {pooling_stages}")
-        if in_channels < 1:
-            raise ValueError(f"in_channels must be positive, got {in_channels}")
-        if lr_patience < 0:
-            raise ValueError(f"lr_patience must be at least 0, got {lr_patience}")
         side = input_size
         for stage in range(1, pooling_stages + 1):
             if side < 2:
@@ -271,9 +264,7 @@ class VGG(Classifier):
             f"features.relu{stage}_{sum(name != 'LRN' for name in stage_layers)}"
             for stage, stage_layers in enumerate(stages, start=1)
         )
-        self.input_size = (in_channels, input_size, input_size)
-        self.output_size = (num_classes,)
-        self.example_input_array = torch.zeros(1, *self.input_size)
+        self.set_sizes((in_channels, input_size, input_size), (num_classes,))
         initialise(self, init, std=0.01)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -283,8 +274,5 @@ class VGG(Classifier):
 
     def configure_optimizers(self) -> Any:
         """Section 3.1: SGD, momentum 0.9, weight decay 5e-4, lr 0.01 divided by 10 on a plateau."""
-        hp = self.hparams
-        max_epochs = self.trainer.max_epochs if hp.lr_schedule == "cosine" else None
-        return sgd_with_schedule(
-            self, hp.learning_rate, hp.momentum, hp.weight_decay, hp.lr_schedule, hp.lr_patience, max_epochs
-        )
+        paper = divided_by_ten_on_plateau(self.hparams.learning_rate, self.hparams.lr_patience)
+        return sgd_with_schedule(self, paper=paper)
