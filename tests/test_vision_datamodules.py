@@ -4,17 +4,15 @@ checked for a clear error (and Fashion-MNIST / MNIST through miniature files in 
 
 from __future__ import annotations
 
-import struct
-import types
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
+from cnn_tools import augmented, write_miniature_mnist
 from datamodules import DigitsDataModule, ImageFolderDataModule, VisionDataModule
 from datamodules.sampling import derive_seed
 from datamodules.vision import (
@@ -25,23 +23,6 @@ from datamodules.vision import (
     lighting_offsets,
     load_sklearn_8x8,
 )
-
-
-def fake_trainer(training: bool = True, epoch: int = 0, step: int = 0, rank: int = 0, batch: int = -1):
-    """The trainer attributes the augmentation hook reads (``LightningDataModule.trainer`` is a plain
-    attribute, so a stand-in can be assigned to it)."""
-    return types.SimpleNamespace(
-        training=training, current_epoch=epoch, global_step=step, global_rank=rank,
-        fit_loop=types.SimpleNamespace(total_batch_idx=batch),
-    )
-
-
-def augmented(dm, pair, **trainer) -> torch.Tensor:
-    dm.trainer = fake_trainer(**trainer)
-    try:
-        return dm.on_after_batch_transfer(pair, 0)[0]
-    finally:
-        dm.trainer = None
 
 
 @pytest.fixture(scope="module")
@@ -187,69 +168,6 @@ def test_cifar_geometry_defaults():
 
 
 # ----------------------------------------------------------------------------------------------
-# A real fit, and a resumed one
-# ----------------------------------------------------------------------------------------------
-
-
-class _Recorder(L.LightningModule):
-    def __init__(self, shape: tuple[int, int, int]) -> None:
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Conv2d(shape[0], 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
-            torch.nn.Flatten(), torch.nn.Linear(16, 10),
-        )
-        self.train_batches: list[tuple[int, torch.Tensor]] = []
-        self.val_batches: list[torch.Tensor] = []
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        self.train_batches.append((self.current_epoch, x.clone()))
-        return torch.nn.functional.cross_entropy(self.net(x), y)
-
-    def validation_step(self, batch, batch_idx):
-        self.val_batches.append(batch[0].clone())
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.05)
-
-
-def _trainer(tmp_path: Path, max_epochs: int, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
-        **kwargs,
-    )
-
-
-def test_real_fit_on_the_offline_source(tmp_path, digits3):
-    model = _Recorder(digits3.input_shape)
-    _trainer(tmp_path, 1, limit_train_batches=3, limit_val_batches=1).fit(model, datamodule=digits3)
-    assert len(model.train_batches) == 3 and model.train_batches[0][1].shape == (32, 3, 32, 32)
-    clean = digits3.train_dataset.inputs.flatten(1)
-    for _, x in model.train_batches:
-        assert torch.cdist(x.flatten(1), clean).min(dim=1).values.min() > 1e-3  # every image augmented
-    torch.testing.assert_close(model.val_batches[0], digits3.val_dataset.inputs[:32])  # validation clean
-
-
-def test_resumed_fit_sees_the_augmented_batches_of_an_uninterrupted_fit(tmp_path):
-    def data():
-        return VisionDataModule("sklearn", channels=3, train_size=48, val_size=20, test_size=20, batch_size=16,
-                                augment=True, lighting_std=0.1, seed=4)
-
-    full = _Recorder((3, 8, 8))
-    _trainer(tmp_path, 3).fit(full, datamodule=data())
-    first, trainer = _Recorder((3, 8, 8)), _trainer(tmp_path, 2)
-    trainer.fit(first, datamodule=data())
-    trainer.save_checkpoint(tmp_path / "epoch2.ckpt")
-    resumed = _Recorder((3, 8, 8))
-    _trainer(tmp_path, 3).fit(resumed, datamodule=data(), ckpt_path=tmp_path / "epoch2.ckpt")
-    assert [e for e, _ in resumed.train_batches] == [2] * 3
-    for (_, x_full), (_, x_resumed) in zip([b for b in full.train_batches if b[0] == 2], resumed.train_batches):
-        torch.testing.assert_close(x_full, x_resumed)
-    assert not torch.allclose(full.train_batches[0][1], full.train_batches[3][1])
-
-
-# ----------------------------------------------------------------------------------------------
 # torchvision sets: a clear error without files, the real loading path on miniature files
 # ----------------------------------------------------------------------------------------------
 
@@ -266,20 +184,9 @@ def test_torchvision_sets_without_files_raise_a_clear_error(tmp_path, source, fo
     assert list(tmp_path.iterdir()) == []  # nothing downloaded, nothing created
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """An MNIST idx file (big-endian header: magic 0x08 = ubyte, then the dimensions)."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
 @pytest.mark.parametrize("source, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
 def test_torchvision_loading_path_on_miniature_files(tmp_path, source, folder):
-    raw = tmp_path / folder / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 200), ("t10k", 30)):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    write_miniature_mnist(tmp_path / folder / "raw")  # Fashion-MNIST's files have MNIST's format
     dm = VisionDataModule(source, data_dir=str(tmp_path), val_size=50, channels=3, image_size=32)
     assert [len(dm.arrays(s)[1]) for s in ("train", "val", "test")] == [150, 50, 30]  # test: the official one
     assert dm.arrays("test")[0].shape == (30, 3, 32, 32)
