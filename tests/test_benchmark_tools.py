@@ -85,25 +85,6 @@ def test_a_tracked_process_is_charged_its_exit_beyond_the_untracked_one_of_the_s
     assert accounts["tracked"][0]["figures"] == 1.0 and accounts["baseline"] == [Counter(), Counter()]
 
 
-def test_figure_speed_draws_the_five_figures_of_a_lenet5_fit(tmp_path: Path) -> None:
-    from callbacks import plots
-
-    module = load("figure_speed")
-    figures = [build() for build in module.lenet5_figures()]
-    titles = [figure.get_suptitle() for figure in figures]
-    assert [title.split(":")[0] for title in titles] == ["Learning curves", "Confusion matrix", "Gradient flow", "First-layer filters", "Feature maps"]
-    for index, figure in enumerate(figures):
-        assert plots.save_figure(figure, tmp_path / f"{index}.png").stat().st_size > 10_000
-
-
-def test_figure_speed_refuses_a_folder_without_matplotlib(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    module = load("figure_speed")
-    monkeypatch.setattr(sys, "argv", ["figure_speed.py", "--against", str(tmp_path)])
-    with pytest.raises(SystemExit) as exit_info:
-        module.main()
-    assert exit_info.value.code == 2 and "no matplotlib package in that folder" in capsys.readouterr().err
-
-
 def test_modules_imported_by_lists_what_a_fresh_interpreter_loads_for_the_code() -> None:
     module = load("tracking_overhead")
     loaded = module.modules_imported_by("import json")
