@@ -142,9 +142,7 @@ class BaseModel(L.LightningModule):
         """Accumulate ``{stage}_loss`` and ``{stage}_accuracy``; they are logged at the end of the epoch.
 
         The torchmetrics objects are updated here and computed once per epoch (in
-        :meth:`_log_epoch_metrics`), synchronised across DDP processes. Logging the Metric objects
-        on every step instead makes Lightning move them between devices at every call, a cost that
-        showed up as a tenth of LeNet-5's training time on the CPU.
+        :meth:`_log_epoch_metrics`), synchronised across DDP processes.
         """
         if self.num_classes is None:
             raise RuntimeError(f"{type(self).__name__} was built without num_classes; it has no accuracy to log")

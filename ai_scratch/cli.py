@@ -96,7 +96,12 @@ def one_line(message: str) -> str:
     given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
     boilerplate = ("Given value", "Subtypes", "Errors", "Does not validate", "Expected a <class 'NoneType'>", "ValueError: Does not validate")
     causes = [line for line in lines[1:] if not line.startswith(boilerplate)]
-    key = head.removeprefix("Parser key ").strip('"') if head.startswith("Parser key") else None
+    parsed = re.fullmatch(r'Parser key "([^"]+)":?\s*(.*)', head)
+    key, cause_in_head = (parsed.group(1), parsed.group(2)) if parsed else (None, "")
+    if key == "config" and cause_in_head.startswith("File does not exist"):
+        return f"config file not found: {cause_in_head.split(':', 1)[1].strip()} (ai-scratch list names the experiments: --config perceptron/xor_weakness)"
+    if key is not None and cause_in_head and not causes:
+        return f"{key}: {cause_in_head}"
     if key in ("model", "data") and given and not given.startswith("Namespace("):
         kind = "model" if key == "model" else "datamodule"
         return f"unknown {kind} class {given!r}: give an import path or a class name (ai-scratch list shows the models)"
@@ -151,6 +156,12 @@ class SaveConfigToRun(SaveConfigCallback):
         if logger is not None:
             config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
             logger.experiment.config.update({"cli": config}, allow_val_change=True)
+
+
+def section(config: Any) -> Any:
+    """The part of a parsed (or instantiated) config that belongs to the subcommand being run."""
+    subcommand = config.get("subcommand")
+    return config[subcommand] if subcommand else config
 
 
 #: What Lightning accepts as ``ckpt_path`` besides a file.
@@ -208,11 +219,14 @@ class AIScratchCLI(LightningCLI):
         figures.add_argument("--figures", type=bool, default=True, help="Draw the model's figures (PNG in the log dir, images in wandb).")
         figures.add_argument("--figures_every_n_epochs", type=int | None, default=None, help="Also draw the figures every this many epochs.")
 
-    # ------------------------------------------------------------------ instantiation
-    def before_instantiate_classes(self) -> None:
-        ckpt_path = self._get(self.config, "ckpt_path")
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # before LightningCLI reads the checkpoint's hyperparameters, and before any run folder exists
+        ckpt_path = section(self.config).get("ckpt_path")
         if ckpt_path:
             check_checkpoint(str(ckpt_path))
+
+    # ------------------------------------------------------------------ instantiation
 
     def instantiate_classes(self) -> None:
         try:
@@ -220,13 +234,13 @@ class AIScratchCLI(LightningCLI):
         except (TrackingError, ValueError, FileNotFoundError) as error:
             # a model's or datamodule's check of its arguments, a missing data file: bad input
             raise ConfigurationError(str(error) if isinstance(error, ConfigurationError) else one_line(str(error))) from error
-        if isinstance(self.model, NumPyModel) and self._get(self.config_init, "optimizer"):
+        if isinstance(self.model, NumPyModel) and section(self.config_init).get("optimizer"):
             raise ConfigurationError(f"{type(self.model).__name__} learns by its own NumPy rule; --optimizer does not apply to it")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        experiment: Experiment = self._get(self.config_init, "experiment")
-        trainer_config = self._get(self.config_init, "trainer")
+        config = section(self.config)
+        experiment: Experiment = section(self.config_init)["experiment"]
+        trainer_config = section(self.config_init)["trainer"]
         info = module_info(self.model)
         model_name = str(info.get("name", type(self.model).__name__.lower()))
         root = trainer_config.get("default_root_dir") or DEFAULT_ROOT
@@ -318,7 +332,7 @@ class AIScratchCLI(LightningCLI):
     before_fit = before_validate = before_test = before_predict = _announce
 
     def after_fit(self) -> None:
-        experiment: Experiment = self._get(self.config_init, "experiment")
+        experiment: Experiment = section(self.config_init)["experiment"]
         if experiment.claim is None or self.trainer.interrupted:
             return
         metrics = dict(self.trainer.callback_metrics)

@@ -7,8 +7,9 @@ nothing worth keeping. This callback stops the fit at the first such loss by rai
 the last finite weights, are left as they are (``ModelCheckpoint`` saves nothing on an exception
 unless asked to with ``save_on_exception``).
 
-It reads the loss that ``training_step`` returns, so it applies to automatic optimization; a
-module that optimizes manually (and returns nothing) is left alone.
+It looks at the loss just before backward (Lightning's ``on_before_backward``, in automatic and in
+manual optimization), so the optimizer never takes a step from its NaN gradients. A module that
+learns without backward (the NumPy-era rules of this project) is left alone.
 
 Example::
 
@@ -16,8 +17,6 @@ Example::
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import lightning as L
 import torch
@@ -38,13 +37,12 @@ class StopOnNonFiniteLoss(Callback):
     def __init__(self, hint: str | None = None) -> None:
         self.hint = hint
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss.detach()).all()):
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        if bool(torch.isfinite(loss.detach()).all()):
             return
         message = (
             f"the training loss became {loss.detach().float().mean().item()} at epoch {trainer.current_epoch}, "
-            f"batch {batch_idx} (global step {trainer.global_step}); the fit stopped there, and the checkpoints "
-            "written before it hold the last finite weights"
+            f"global step {trainer.global_step}; the fit stopped there, before that step's update, and the "
+            "checkpoints written before it hold the last finite weights"
         )
         raise NonFiniteLossError(f"{message}; {self.hint}" if self.hint else message)

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/wandb_log.py
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``-n``, on by default in pyproject.toml) the workers share the cores:
-    each gets one torch thread, and so do the CLI processes it starts. Two workers with a thread
-    per core each took 245 s for LeNet-5's claim (55 s alone): the threads wait on each other."""
+    each gets one torch thread, and so do the CLI processes it starts, so that threads do not wait
+    on each other."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         import torch

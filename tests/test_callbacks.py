@@ -27,6 +27,8 @@ from callbacks import (
     DecisionBoundary,
     GradientFlow,
     LearningCurves,
+    NonFiniteLossError,
+    StopOnNonFiniteLoss,
     WandbCheckpointArtifacts,
     WandbRunMetadata,
     WandbWatch,
@@ -375,3 +377,29 @@ def test_metadata_init_kwargs_carry_what_wandb_fixes_at_start() -> None:
     assert kwargs["group"] == "g" and kwargs["job_type"] == "fit" and kwargs["notes"] == "n"
     assert kwargs["tags"] == ["a", "tiny", "module-9", "test", "engine-based", "pytorch"]
     assert kwargs["config"] == {"k": 1, "model_info": TinyClassifier().model_info()}
+
+
+class DivergesAtStep(TinyClassifier):
+    """Its loss turns NaN from optimizer step ``step`` on, as a learning rate far too high makes it."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.trainer.global_step >= self.step else loss
+
+
+def test_a_non_finite_loss_stops_the_fit_where_it_happened_and_keeps_the_finite_checkpoints(tmp_path: Path) -> None:
+    train, val = plane_loaders()  # 4 steps per epoch: the loss turns NaN in epoch 1, after epoch 0's checkpoint
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "checkpoints", monitor="val_loss", save_last=True)
+    fit = trainer(tmp_path, False, [StopOnNonFiniteLoss(hint="try a smaller learning rate"), checkpoints], max_epochs=5)
+    with pytest.raises(NonFiniteLossError, match=r"became nan at epoch 1, global step 6; .*try a smaller learning rate"):
+        fit.fit(DivergesAtStep(step=6), train, val)
+    assert fit.global_step == 6  # stopped before the NaN step's update
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.ckpt"))
+    assert saved == ["epoch=0-step=4.ckpt", "last.ckpt"]
+    for name in saved:
+        weights = torch.load(tmp_path / "checkpoints" / name, weights_only=False)["state_dict"]
+        assert all(torch.isfinite(value).all() for value in weights.values())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gc
+import re
 import subprocess
 import sys
 import warnings
@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from ai_scratch.cli import main, one_line
-from conftest import config, subprocess_env
+from conftest import config, run_cli, subprocess_env
 from wandb_log import find_runs, read_run
 
 XOR = config("perceptron/xor_weakness")
@@ -51,8 +51,40 @@ def test_wrong_input_is_one_clear_line(workdir: Path, capsys: pytest.CaptureFixt
 
 
 def test_missing_config_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    line = error_line(capsys, ["fit", "--config", "perceptron/xor_weakness.yaml"])
-    assert "config file not found" in line and "did you mean configs/perceptron/xor_weakness.yaml" in line
+    line = error_line(capsys, ["fit", "--config", "perceptron/no_such_experiment.yaml"])
+    assert "config file not found" in line and "no_such_experiment.yaml" in line and "ai-scratch list" in line
+
+
+@pytest.mark.parametrize("name", ["perceptron/xor_weakness", "perceptron/xor_weakness.yaml", "configs/perceptron/xor_weakness.yaml"])
+def test_an_experiment_is_found_by_name_from_any_directory(workdir: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    assert not (workdir / "configs").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", name, "--print_config"])
+    assert exit_info.value.code == 0
+    assert yaml.safe_load(capsys.readouterr().out)["experiment"]["name"] == "xor_weakness"
+
+
+def test_a_config_file_here_comes_before_the_shipped_experiment_of_the_same_name(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    own = workdir / "configs" / "perceptron" / "xor_weakness.yaml"
+    own.parent.mkdir(parents=True)
+    own.write_text(Path(XOR).read_text().replace("name: xor_weakness", "name: my_own_xor"))
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "configs/perceptron/xor_weakness.yaml", "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["experiment"]["name"] == "my_own_xor"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("missing.ckpt", "missing.ckpt: no such file"), ("folder", "a folder, not a checkpoint file"), ("random.ckpt", "random.ckpt: not a checkpoint")],
+)
+def test_a_checkpoint_that_cannot_be_read_is_one_line_and_leaves_no_run_folder(
+    workdir: Path, capsys: pytest.CaptureFixture[str], given: str, expected: str
+) -> None:
+    (workdir / "folder").mkdir()
+    (workdir / "random.ckpt").write_bytes(bytes(range(256)) * 8)  # a corrupt file: torch would advise weights_only=False
+    line = error_line(capsys, ["test", "--config", XOR, "--ckpt_path", given])
+    assert expected in line and "weights_only" not in line
+    assert not (workdir / "runs").exists()
 
 
 def test_unknown_wandb_mode_from_flag_and_environment(
@@ -91,14 +123,13 @@ def test_list_shows_models_and_experiments(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     for expected in ("perceptron", "Perceptron", "1957", "lenet5", "LeNet-5", "1998"):
         assert expected in out
-    for experiment in ("perceptron/xor_weakness.yaml", "perceptron/iris_strength.yaml", "lenet5/mnist.yaml"):
-        assert experiment in out
+    for experiment in ("perceptron/xor_weakness ", "perceptron/iris_strength ", "lenet5/mnist "):
+        assert experiment in out  # names that --config takes from any directory
     assert "val_accuracy <= 0.75" in out
 
 
 def test_fit_then_validate_test_predict_from_the_checkpoint(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cli = main(["fit", "--config", XOR, *QUIET])
-    assert gc.get_freeze_count() == 0  # a call from Python freezes nothing (see the console test below)
     assert cli.claim_result is not None and cli.claim_result.reproduced
     assert "[claim] xor_weakness: val_accuracy <= 0.75 expected" in capsys.readouterr().out
     run_dir = Path(cli.log_dir)
@@ -142,139 +173,76 @@ def test_online_without_credentials_falls_back_to_offline_with_one_warning(
     assert log.project == "ai-from-scratch-perceptron" and log.exit_code == 0
 
 
-def test_only_the_console_command_freezes_the_set_up_out_of_garbage_collection(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The console command's process ends with its run, so the objects alive when the run starts
-    are frozen (no full collection walks them mid-fit); a call from Python freezes nothing, or the
-    garbage of its later runs would never be collected."""
-    assert gc.get_freeze_count() == 0  # and test_fit_then_validate_test_predict_from_the_checkpoint: still 0 after main([...])
-    monkeypatch.setattr(sys, "argv", ["ai-scratch", "fit", "--config", XOR, *QUIET, "--trainer.max_epochs", "2"])
-    try:
-        cli = main()
-        frozen = gc.get_freeze_count()
-    finally:
-        gc.unfreeze()
-    assert cli.claim_result is not None and cli.claim_result.reproduced
-    assert frozen > 10_000  # torch, Lightning, the parser ... (hundreds of thousands of objects)
-
-
 def test_the_console_script_exits_with_status_zero_after_a_fit(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """pip's wrapper runs ``sys.exit(<entry point>())``: a returned object would be printed and
     turned into exit status 1 after every successful fit. The installed entry point, as pip has it."""
     (script,) = [entry for entry in entry_points(group="console_scripts") if entry.name == "ai-scratch"]
     monkeypatch.setattr(sys, "argv", ["ai-scratch", "fit", "--config", XOR, *QUIET, "--trainer.max_epochs", "2"])
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            sys.exit(script.load()())
-    finally:
-        gc.unfreeze()
+    with pytest.raises(SystemExit) as exit_:
+        sys.exit(script.load()())
     assert exit_.value.code == 0
 
 
-# A console script as pip writes it, around a stand-in command: the command registers an exit
-# handler as wandb does (after the console has started), and a global's __del__ marks the
-# interpreter's teardown. argv: the folder for the marks, then what the command does.
-CONSOLE_PROBE = """
-import atexit, sys, types
-from pathlib import Path
-marks = Path(sys.argv.pop(1))
 
-class Teardown:
-    def __init__(self):
-        self.mark = marks.joinpath("torn down").touch  # bound now: the globals are cleared by then
+def test_a_diverging_loss_ends_the_fit_in_one_line_with_status_1(workdir: Path) -> None:
+    """The user's report: LeNet-5 at learning rate 1e6 with ReLU, a linear output and max pooling
+    trained on NaN and kept a NaN epoch as its best checkpoint, exit status 0. (That the checkpoints
+    written before the divergence are kept: tests/test_callbacks.py.)"""
+    args = ["fit", "--config", config("lenet5/mnist"), *QUIET, "--figures", "false", "--trainer.max_epochs", "3",
+            "--model.learning_rate", "1e6", "--model.activation", "relu", "--model.output_layer", "linear",
+            "--model.subsampling", "max", "--data.train_size", "500"]  # fmt: skip
+    result = run_cli(args, workdir)
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert re.match(r"ai-scratch: error: the training loss became (nan|inf|-inf) at epoch \d+, global step \d+;", last), last
+    assert "--model.learning_rate" in last and "Traceback" not in result.stderr
 
-    def __del__(self):
-        self.mark()
 
-teardown = Teardown()
+def help_text(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 0
+    return capsys.readouterr().out
 
-def command():
-    atexit.register(marks.joinpath("exit handler ran").touch)
-    global left_open  # a file the command never closes: its buffer is written at the exit
-    left_open = open(marks / "left open.txt", "w")
-    left_open.write("kept")
-    print("the command's output", flush=False)
-    outcome = sys.argv[1]
-    if outcome == "crash":
-        raise RuntimeError("an uncaught error")
-    if outcome.isdigit():
-        sys.exit(int(outcome))
-    if outcome == "message":
-        sys.exit("one clear line")
-    return 0
 
-sys.modules["ai_scratch.cli"] = types.SimpleNamespace(console=command)  # torch is not needed here
-from ai_scratch.entry import console
-if sys.argv[2:] == ["from a function"]:
-    def run():
-        return console()
-    sys.exit(run())
-sys.exit(console())
-"""
+def test_help_shows_what_ai_scratch_adds(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    top = help_text(capsys, ["--help"])
+    assert all(words in top for words in ("ai-scratch list", "ai-scratch compare", "--wandb", "perceptron/xor_weakness"))
+    fit = help_text(capsys, ["fit", "--help"])
+    assert "Tracking in Weights & Biases (ai-scratch)" in fit and "--wandb_mode" in fit and "Figures (ai-scratch)" in fit
+    listing = help_text(capsys, ["list", "--help"])
+    assert "usage: ai-scratch list" in listing and "LeNet-5" not in listing  # the help, not the list
+    assert "module-1" in help_text(capsys, ["compare", "--help"])
 
 
 @pytest.mark.parametrize(
-    ("outcome", "status", "torn_down"),
+    ("args", "expected"),
     [
-        ("returns", 0, False),
-        ("2", 2, False),  # sys.exit(2), as the CLI's one-line errors
-        ("message", 1, False),  # sys.exit("..."): the message on stderr, status 1
-        ("crash", 1, True),  # an uncaught exception: the interpreter ends as usual
+        (["list", "--no-such-option"], "ai-scratch: error: unrecognized arguments: --no-such-option"),
+        (["compare", "module-9"], "ai-scratch: error: argument comparison: invalid choice: 'module-9'"),
     ],
 )
-def test_the_console_leaves_without_the_interpreters_teardown(tmp_path: Path, outcome: str, status: int, torn_down: bool) -> None:
-    """A finished command's process runs every exit handler (wandb's ends its run), keeps its
-    output, its status and what it left in an unclosed file's buffer, and skips the teardown of
-    the interpreter's modules (a quarter of a second of every command here)."""
-    result = subprocess.run([sys.executable, "-c", CONSOLE_PROBE, str(tmp_path), outcome], capture_output=True, text=True)
-    assert result.returncode == status, result.stderr
-    assert result.stdout == "the command's output\n"  # flushed before the process left
-    assert (tmp_path / "exit handler ran").exists()
-    assert (tmp_path / "torn down").exists() == torn_down
-    assert (tmp_path / "left open.txt").read_text() == "kept"
-    if outcome == "message":
-        assert result.stderr.strip() == "one clear line"
-    if outcome == "crash":
-        assert "RuntimeError: an uncaught error" in result.stderr
-
-
-def test_the_console_called_as_a_function_leaves_the_process_alone(tmp_path: Path) -> None:
-    """Called from anywhere but the top of ``__main__`` (a test, a user's code), the console does
-    not decide how the process ends: the interpreter tears down as usual, with its own status."""
-    result = subprocess.run([sys.executable, "-c", CONSOLE_PROBE, str(tmp_path), "returns", "from a function"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "exit handler ran").exists()
-    assert (tmp_path / "torn down").exists()
-
-
-TRACK = ["fit", "--config", "x.yaml", "--wandb"]
+def test_list_and_compare_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str], expected: str) -> None:
+    assert error_line(capsys, args).startswith(expected)
 
 
 @pytest.mark.parametrize(
-    ("args", "environment", "preloaded"),
-    [
-        (TRACK, {"WANDB_MODE": "offline"}, True),
-        ([*TRACK, "--wandb_mode", "disabled"], {"WANDB_MODE": "offline"}, False),
-        ([*TRACK, "--wandb_mode=disabled"], {"WANDB_MODE": "online"}, False),
-        (TRACK, {"WANDB_MODE": "disabled"}, False),
-        ([*TRACK, "--wandb_mode", "sideways"], {"WANDB_MODE": "offline"}, False),  # the CLI says why
-        (["fit", "--config", "x.yaml"], {"WANDB_MODE": "offline"}, False),
-        (TRACK, {"WANDB_MODE": "offline", "LOCAL_RANK": "1"}, False),  # DDP's second process starts no run
-    ],
+    ("args", "status", "expected"),
+    [(["fit", "--model", "NoSuchModel"], 2, "ai-scratch: error: unknown model class 'NoSuchModel'"), (["list"], 0, None)],
 )
-def test_the_console_imports_wandb_before_torch_when_it_will_track(
-    workdir: Path, args: list[str], environment: dict[str, str], preloaded: bool
-) -> None:
-    """The console imports wandb first, and makes its run start cheaper (ai_scratch.wandb_startup),
-    when the command will track, and nothing of wandb when it will not (a fresh interpreter, as
-    the console script starts). wandb's Launch package is not imported either way."""
-    probe = (
-        "import sys; from ai_scratch.entry import preload_tracking; "
-        "from ai_scratch.wandb_startup import WANDB_LAUNCH_INPUTS; done = preload_tracking(sys.argv[1:]); "
-        "loaded = 'wandb' in sys.modules; from wandb.sdk.wandb_run import Run; skips = hasattr(Run._detect_and_apply_job_inputs, 'skips_unstaged_launch_inputs'); "
-        "print(done, loaded, skips, WANDB_LAUNCH_INPUTS in sys.modules, 'torch' in sys.modules)"
-    )
-    env = subprocess_env(workdir, **environment)
-    result = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, check=True)
-    assert result.stdout.split() == [str(preloaded), str(preloaded), str(preloaded), "False", "False"]
+def test_an_early_exit_ends_in_exactly_its_one_line(workdir: Path, args: list[str], status: int, expected: str | None) -> None:
+    """In a fresh process, as a user runs it: nothing after the message (no warning at exit)."""
+    result = run_cli(args, workdir)
+    assert result.returncode == status
+    if expected is None:
+        assert result.stderr == "" and "Models" in result.stdout
+    else:
+        lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("Seed set to")]
+        assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
+
+
+def test_the_console_imports_wandb_first_only_when_the_command_tracks(workdir: Path) -> None:
+    probe = "import sys; import ai_scratch.entry as e; sys.modules['ai_scratch.cli'] = type(sys)('stub'); sys.modules['ai_scratch.cli'].console = lambda: print('wandb' in sys.modules, 'torch' in sys.modules) or 0; sys.exit(e.console())"
+    tracked = subprocess.run([sys.executable, "-c", probe, "fit", "--wandb"], env=subprocess_env(workdir), capture_output=True, text=True)
+    untracked = subprocess.run([sys.executable, "-c", probe, "fit"], env=subprocess_env(workdir), capture_output=True, text=True)
+    assert tracked.stdout.split() == ["True", "False"] and untracked.stdout.split() == ["False", "False"]
