@@ -73,12 +73,15 @@ class _DropLitLoggerTip(logging.Filter):
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
     logging.getLogger(_name).addFilter(_DropLitLoggerTip())
 
-# Noise for the small, in-memory data sets of this project; and the CLI hands LightningCLI the
-# command line itself (with experiment names resolved), on purpose.
+# Noise for the small, in-memory data sets of this project; the CLI hands LightningCLI the command
+# line itself (with experiment names resolved), and tests the best checkpoint of the first of its
+# two ModelCheckpoints, on purpose; and Lightning's own use of a name that torch has deprecated.
 for _message in (
     r".*does not have many workers.*",
     r"The number of training batches .* is smaller than the logging interval.*",
     r"LightningCLI's args parameter is intended to run from within Python",
+    r".*is called with Trainer configured with multiple `ModelCheckpoint` callbacks.*",
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
 ):
     warnings.filterwarnings("ignore", message=_message)
 
