@@ -58,7 +58,7 @@ from ai_scratch.numpy_adapter import NumPyModel
 from ai_scratch.registry import COMPARISONS, experiments, find_config, models
 from ai_scratch.tracking import TrackingError, resolve_mode
 from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
-from callbacks._wandb import module_info, wandb_installed, wandb_logger, warn_once
+from callbacks.wandb_helpers import module_info, wandb_installed, wandb_logger, warn_once
 from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 
 DEFAULT_ROOT = "runs"

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from callbacks._wandb import module_info, run_is_disabled, wandb_run
+from callbacks.wandb_helpers import module_info, run_is_disabled, wandb_run
 
 
 class WandbCheckpointArtifacts(Callback):

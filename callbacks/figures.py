@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from callbacks import plots
-from callbacks._wandb import run_is_disabled, say_once, wandb_installed, wandb_logger, warn_once
+from callbacks.wandb_helpers import run_is_disabled, say_once, wandb_installed, wandb_logger, warn_once
 from callbacks.batches import (
     evaluating,
     forward_takes_inputs_only,

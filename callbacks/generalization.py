@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import Callback
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from callbacks._wandb import say_once
+from callbacks.wandb_helpers import say_once
 from callbacks.batches import evaluating, not_a_classifier, predicted_labels
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from callbacks._wandb import module_info, run_is_disabled, wandb_run, warn_once
+from callbacks.wandb_helpers import module_info, run_is_disabled, wandb_run, warn_once
 
 
 def tags_from_model_info(info: Mapping[str, Any]) -> list[str]:

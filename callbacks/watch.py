@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from callbacks._wandb import run_is_disabled, wandb_run, warn_once
+from callbacks.wandb_helpers import run_is_disabled, wandb_run, warn_once
 
 WatchLog = Literal["gradients", "parameters", "all"]
 

@@ -4,7 +4,7 @@ Two small pieces that every datamodule in this package uses:
 
 * :class:`EpochSeededSampler` shuffles the training set with an order that depends only on
   ``(seed, epoch)``. Lightning calls ``set_epoch(epoch)`` on the train sampler at the start of
-  every epoch (``lightning.fabric.utilities.data._set_sampler_epoch``), so a fit resumed from a
+  every epoch, so a fit resumed from a
   checkpoint written at the end of epoch ``k`` draws, for epoch ``k + 1``, exactly the order an
   uninterrupted run would have drawn. A ``RandomSampler(generator=...)`` cannot promise that: its
   generator is a stream that restarts from its seed in the resumed process.
@@ -177,9 +177,8 @@ class PairBatch(Sequence):
 class TensorPairs(Dataset):
     """``(inputs, targets)`` held as two tensors, fetched a whole batch at a time.
 
-    PyTorch's map-style fetcher (``torch.utils.data._utils.fetch._MapDatasetFetcher``) calls
-    ``dataset.__getitems__(indices)`` when the dataset has one, and passes its result to the
-    loader's ``collate_fn``. Here ``__getitems__`` gathers the batch with one tensor index per
+    PyTorch's ``DataLoader`` calls ``dataset.__getitems__(indices)`` when the dataset has one,
+    and passes its result to the loader's ``collate_fn``. Here ``__getitems__`` gathers the batch with one tensor index per
     field and :meth:`collate` passes it through, so a batch of 4,000 costs two indexing ops
     rather than 4,000 ``__getitem__`` calls and a stack.
 

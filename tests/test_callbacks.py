@@ -34,7 +34,7 @@ from callbacks import (
     WandbWatch,
     default_figures,
 )
-from callbacks import _wandb as wandb_helpers
+from callbacks import wandb_helpers
 from wandb_log import find_runs, read_run
 
 

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 import callbacks
-from callbacks import _wandb as wandb_helpers
+from callbacks import wandb_helpers
 from wandb_log import find_runs, read_run
 
 VOCABULARY, SEQUENCE = 50, 12

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import WandbWatch
-from callbacks import _wandb as wandb_helpers
+from callbacks import wandb_helpers
 from callbacks.watch import histograms
 from wandb_log import find_runs, read_run
 

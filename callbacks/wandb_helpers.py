@@ -1,4 +1,4 @@
-"""Shared plumbing of the callbacks: find the wandb run, warn once, ask a module for its info.
+"""What the callbacks share: find the wandb run, warn or tell once, ask a module for its info.
 
 Nothing here imports wandb at module import time: the callbacks must load, and do their local
 work, on a machine where wandb is not installed.
