@@ -4,9 +4,8 @@ Two small pieces that every datamodule in this package uses:
 
 * :class:`EpochSeededSampler` shuffles the training set with an order that depends only on
   ``(seed, epoch)``. Lightning calls ``set_epoch(epoch)`` on the train sampler at the start of
-  every epoch, so a fit resumed from a
-  checkpoint written at the end of epoch ``k`` draws, for epoch ``k + 1``, exactly the order an
-  uninterrupted run would have drawn. A ``RandomSampler(generator=...)`` cannot promise that: its
+  every epoch, so a fit resumed from a checkpoint written at the end of epoch ``k`` draws, for
+  epoch ``k + 1``, exactly the order an uninterrupted run would have drawn. A ``RandomSampler(generator=...)`` cannot promise that: its
   generator is a stream that restarts from its seed in the resumed process.
 * :class:`TensorPairs` holds ``(inputs, targets)`` as two tensors and answers a whole batch of
   indices with one indexing operation (``__getitems__``) instead of one Python call per sample.
