@@ -24,8 +24,8 @@ metrics and the same callbacks serve it as they serve the PyTorch models:
   (McDonald, Hall and Mann, 2010, "Distributed Training Strategies for the Structured
   Perceptron"). The copies never diverge.
 
-Hand the learner whole batches (the per-sample rule loops inside NumPy): a Lightning step costs
-about 2 ms, so one step per sample would make the fit mostly framework.
+Hand the learner whole batches (the per-sample rule loops inside NumPy): with one Lightning step
+per sample the fit would be mostly framework.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import torch
 from torch import Tensor, nn
 
 from ai_scratch.base import BaseModel
-
 
 
 class NumPyLearner(ABC):
@@ -59,6 +58,11 @@ class NumPyLearner(ABC):
     @abstractmethod
     def scores(self, inputs: np.ndarray) -> np.ndarray:
         """Forward pass: ``(N,)`` scores for a binary unit (class 1 where score >= 0), or ``(N, C)``."""
+
+    def classes(self, inputs: np.ndarray) -> np.ndarray:
+        """The class of each input: 1 where a single score is >= 0, else the highest of the scores."""
+        scores = self.scores(inputs)
+        return (scores >= 0).astype(np.int64) if scores.ndim == 1 else scores.argmax(axis=1)
 
     @abstractmethod
     def train_batch(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -130,22 +134,19 @@ class NumPyModel(BaseModel):
 
     # ------------------------------------------------------------------ mirror
     @torch.no_grad()
-    def _learner_to_mirror(self) -> None:
+    def learner_to_mirror(self) -> None:
+        """Copy the learner's arrays (and its gradients, where it has them) into ``learned``."""
         for name, array in self.learner.parameters().items():
             self.learned[name].copy_(torch.from_numpy(array))
         gradients = self.learner.gradients()
         if gradients is not None:
             for name, gradient in gradients.items():
-                self.learned[name].grad = torch.from_numpy(np.asarray(gradient, dtype=np.float32)).to(self.device)
+                self.learned[name].grad = as_tensor(gradient, self.device)
 
     @torch.no_grad()
     def _mirror_to_learner(self) -> None:
         for name, array in self.learner.parameters().items():
             np.copyto(array, self.learned[name].detach().cpu().numpy())
-
-    def _mix_parameters(self) -> None:
-        """Iterative parameter mixing: average the learned arrays over all DDP processes."""
-        mix_arrays(self.learner.parameters(), self.trainer.strategy, self.device)
 
     # ------------------------------------------------------------------ Lightning hooks
     def configure_optimizers(self) -> RuleStep:
@@ -164,26 +165,29 @@ class NumPyModel(BaseModel):
         return float(self.learner.learning_rate)
 
     def forward(self, inputs: Tensor) -> Tensor:
-        scores = self.learner.scores(_as_array(inputs))
-        return torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)).to(inputs.device)
+        return as_tensor(self.learner.scores(as_array(inputs)), inputs.device)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         inputs, target = batch
-        target_array = target.detach().cpu().numpy()
-        scores = self.learner.train_batch(_as_array(inputs), target_array)
+        target_array = targets_array(target)
+        scores = self.learner.train_batch(as_array(inputs), target_array)
         loss = self.learner.loss(scores, target_array)
         if self.trainer.world_size > 1:
-            self._mix_parameters()
-        self._learner_to_mirror()
+            # iterative parameter mixing: every process continues from the mean of the learned arrays
+            reduce_arrays(self.learner.parameters(), self.trainer.strategy, self.device, "mean")
+        self.learner_to_mirror()
         self.optimizers().step()  # counts the update: global_step advances
-        scores_tensor = torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)).to(target.device)
-        self.log_classification("train", torch.tensor(loss, device=target.device), scores_tensor, target)
+        self.log_step("train", torch.tensor(loss, device=target.device), as_tensor(scores, target.device), target)
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         inputs, target = batch
         scores = self(inputs)
-        loss = self.learner.loss(scores.cpu().numpy(), target.cpu().numpy())
-        self.log_classification(stage, torch.tensor(loss, device=target.device), scores, target)
+        loss = self.learner.loss(scores.cpu().numpy(), targets_array(target))
+        self.log_step(stage, torch.tensor(loss, device=target.device), scores, target)
+
+    def log_step(self, stage: str, loss: Tensor, scores: Tensor, target: Tensor) -> None:
+        """Accumulate a batch's ``{stage}_loss`` and ``{stage}_accuracy`` (logged per epoch)."""
+        self.log_classification(stage, loss, scores, target)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -193,36 +197,71 @@ class NumPyModel(BaseModel):
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.predict_labels(self(inputs))
+        return self.prediction(self(inputs))
+
+    def prediction(self, outputs: Tensor) -> Tensor:
+        """What ``predict`` returns for the forward's outputs: the class labels of the scores."""
+        return self.predict_labels(outputs)
 
     # ------------------------------------------------------------------ checkpoints
+    # The learner's state travels as tensors: checkpoints then load with torch.load(weights_only=True),
+    # which Lightning's resume uses and which refuses NumPy arrays.
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = self.learner.state_dict()
-        # Tensors, not arrays: checkpoints then load with torch.load(weights_only=True).
-        state["parameters"] = {k: torch.from_numpy(np.array(v)) for k, v in state["parameters"].items()}
-        checkpoint["numpy_learner"] = state
+        checkpoint["numpy_learner"] = state_to_tensors(self.learner.state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "numpy_learner" not in checkpoint:
             raise KeyError("checkpoint has no 'numpy_learner' state: it was not written by a NumPyModel")
-        state = dict(checkpoint["numpy_learner"])
-        state["parameters"] = {k: v.numpy() if isinstance(v, Tensor) else v for k, v in state["parameters"].items()}
-        self.learner.load_state_dict(state)
-        self._learner_to_mirror()
+        self.learner.load_state_dict(state_to_arrays(checkpoint["numpy_learner"]))
+        self.learner_to_mirror()
 
 
 @torch.no_grad()
-def mix_arrays(arrays: dict[str, np.ndarray], strategy: Any, device: torch.device) -> None:
-    """Replace each array, in place, by its mean over all processes (one collective call)."""
+def reduce_arrays(arrays: dict[str, np.ndarray], strategy: Any, device: torch.device, reduce_op: str) -> None:
+    """Replace each array, in place, by its ``"sum"`` or ``"mean"`` over all processes (one collective
+    call for all of them, in the widest of their float types)."""
     flat = torch.from_numpy(np.concatenate([a.ravel() for a in arrays.values()])).to(device)
-    flat = strategy.reduce(flat, reduce_op="mean").cpu().numpy()
+    flat = strategy.reduce(flat, reduce_op=reduce_op).cpu().numpy()
     offset = 0
     for array in arrays.values():
-        array.ravel()[:] = flat[offset : offset + array.size]
+        array[...] = flat[offset : offset + array.size].reshape(array.shape)
         offset += array.size
 
 
-def _as_array(inputs: Tensor) -> np.ndarray:
+def state_to_tensors(state: Any) -> Any:
+    """A learner's state with every NumPy array turned into a tensor (dicts and lists walked)."""
+    if isinstance(state, np.ndarray):
+        return torch.from_numpy(np.array(state))
+    if isinstance(state, dict):
+        return {key: state_to_tensors(value) for key, value in state.items()}
+    if isinstance(state, list):
+        return [state_to_tensors(value) for value in state]
+    return state
+
+
+def state_to_arrays(state: Any) -> Any:
+    """The inverse of :func:`state_to_tensors`: every tensor back to a NumPy array."""
+    if isinstance(state, Tensor):
+        return state.detach().cpu().numpy()
+    if isinstance(state, dict):
+        return {key: state_to_arrays(value) for key, value in state.items()}
+    if isinstance(state, list):
+        return [state_to_arrays(value) for value in state]
+    return state
+
+
+def as_array(inputs: Tensor) -> np.ndarray:
     """A tensor as a contiguous float32 array on the host, flattened to (N, features)."""
     array = inputs.detach().to("cpu", torch.float32).numpy()
     return np.ascontiguousarray(array.reshape(len(array), -1))
+
+
+def targets_array(target: Tensor) -> np.ndarray:
+    """A batch's targets on the host: class labels as they are, real values as float32."""
+    target = target.detach().cpu()
+    return (target.float() if target.is_floating_point() else target).numpy()
+
+
+def as_tensor(array: np.ndarray, device: torch.device | str) -> Tensor:
+    """A learner's output (scores, states, gradients) as a float32 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(device)

@@ -17,6 +17,7 @@ import yaml
 from ai_scratch.cli import main
 from ai_scratch.experiment import Claim
 from ai_scratch.foundations.adaline import Adaline, AdalineLearner
+from ai_scratch.foundations.adaline_figures import AdalineVsPerceptron, LeastSquaresConvergence
 from ai_scratch.foundations.perceptron import PerceptronLearner
 from conftest import config
 from datamodules import ToyDataModule
@@ -109,6 +110,54 @@ def test_arguments_are_checked() -> None:
         AdalineLearner(2, relative_learning_rate=0.0)
     with pytest.raises(RuntimeError, match="observe"):  # eta relative to lambda_max needs the data
         AdalineLearner(2, relative_learning_rate=0.9).train_batch(np.zeros((1, 2), np.float32), np.array([1]))
+
+
+# ---------------------------------------------------------------------------------------- regression
+TRUE_WEIGHTS = np.array([2.0, -3.0, 0.5])  # (w1, w2, b) of the line the targets come from
+
+
+def linear_targets(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and real-valued targets d = 2 x1 - 3 x2 + 0.5 + noise of standard deviation 0.01."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    d = x.astype(np.float64) @ TRUE_WEIGHTS[:2] + TRUE_WEIGHTS[2] + rng.normal(0.0, 0.01, n)
+    return x, d.astype(np.float32)
+
+
+def test_real_valued_targets_are_a_regression_that_lms_solves() -> None:
+    """Float targets are the desired outputs themselves: LMS finds the line they come from."""
+    x, d = linear_targets(400, seed=0)
+    online = AdalineLearner(input_dim=2, learning_rate=0.01)
+    for _ in range(10):
+        online.train_batch(x, d)
+    np.testing.assert_allclose(own_weights(online), TRUE_WEIGHTS, atol=0.01)
+    assert online.regression and online.loss(online.scores(x), d) < 2e-4  # the noise's variance is 1e-4
+
+    # batch mode below 2 / lambda_max ends at numpy's least-squares fit to d itself
+    batch = AdalineLearner(input_dim=2, mode="batch", relative_learning_rate=0.9)
+    batch.observe(x, d)
+    for _ in range(200):
+        batch.train_batch(x, d)
+    w_star = np.linalg.lstsq(augmented(x), d.astype(np.float64), rcond=None)[0]
+    np.testing.assert_allclose(batch.least_squares(), w_star, atol=1e-6)
+    assert batch.lstsq_distance() < 1e-4
+    assert batch.least_squares_loss() == pytest.approx(float(np.mean((d - augmented(x) @ w_star) ** 2)), rel=1e-4)
+
+    # class labels still become the +-1 of the quantizer
+    labels = (d > 0.5).astype(np.int64)
+    classifier = AdalineLearner(input_dim=2, learning_rate=0.01)
+    classifier.train_batch(x, labels)
+    assert not classifier.regression
+    assert classifier.loss(np.zeros(len(labels)), labels) == 1.0  # (t - 0)^2 with t = +-1
+
+
+@pytest.mark.parametrize("labels", [[0, 1, 2, 1], [1, 2, 1, 2], [-1, 1, 1, -1]])
+def test_class_labels_other_than_0_and_1_are_a_one_line_error(labels: list[int]) -> None:
+    x, y = np.zeros((4, 2), dtype=np.float32), np.array(labels)
+    for call in (AdalineLearner(2).train_batch, AdalineLearner(2).observe, lambda x, y: AdalineLearner(2).loss(np.zeros(4), y)):
+        with pytest.raises(ValueError, match="separates two classes, labelled 0 and 1") as error:
+            call(x, y)
+        assert "\n" not in str(error.value) and "real-valued" in str(error.value)
 
 
 # ---------------------------------------------------------------------------------------- like the configs
@@ -303,6 +352,15 @@ def test_a_divergent_cli_run_stops_itself_and_logs_only_finite_numbers(workdir: 
     assert rows and all(math.isfinite(value) for row in rows for value in row.values())
     assert max(row["train_lstsq_distance"] for row in rows if "train_lstsq_distance" in row) > 1e6
     assert cli.claim_result is not None and cli.claim_result.reproduced  # far past 100
+
+
+def test_figures_are_the_generic_ones_and_adalines_own() -> None:
+    plain = Adaline(input_dim=2).figures(every_n_epochs=4)
+    compared = Adaline(input_dim=2, compare_perceptron=True).figures(every_n_epochs=4)
+    assert all(figure.every_n_epochs == 4 for figure in compared)
+    assert [type(f) for f in plain if isinstance(f, (LeastSquaresConvergence, AdalineVsPerceptron))] == [LeastSquaresConvergence]
+    assert {type(f) for f in compared} - {type(f) for f in plain} == {AdalineVsPerceptron}
+    assert {"learning_curves", "decision_boundary", "gradient_flow"} <= {f.name for f in plain}
 
 
 def test_model_info_and_checkpoint_state_roundtrip() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from ai_scratch.cli import main
@@ -167,6 +168,11 @@ def test_letters_are_readable_patterns_and_the_first_five_store_well() -> None:
 
 
 # ---------------------------------------------------------------------------------------- Lightning
+def test_figures_are_hopfields_own_four() -> None:
+    figures = Hopfield().figures(every_n_epochs=3)
+    assert {figure.name for figure in figures} == FIGURES and all(figure.every_n_epochs == 3 for figure in figures)
+
+
 def test_model_info_and_checkpoint_state() -> None:
     model = Hopfield(n_units=100)
     info = model.model_info()
@@ -182,6 +188,8 @@ def test_model_info_and_checkpoint_state() -> None:
     assert np.array_equal(other.learner.weight, model.learner.weight) and other.learner.patterns_stored == 5
     assert other.learner.rng.bit_generator.state == model.learner.rng.bit_generator.state
     assert np.array_equal(other.learned["weight"].detach().numpy(), model.learner.weight)
+    recalled = other.predict_step((torch.from_numpy(patterns).float(),), 0)  # predict: the recalled states
+    assert np.array_equal(recalled.numpy(), patterns)
 
 
 @pytest.mark.parametrize("name", ["hopfield/letters_strength", "hopfield/capacity_weakness"])
@@ -214,7 +222,7 @@ def test_wandb_record_of_a_run_and_recall_from_its_checkpoint(wandb_offline: Pat
     assert "train_energy" in stored_row and "learning_rate" not in log.history_keys  # Hebb has no step size
 
     images = {key.split("/")[1] for key in log.history_keys if key.startswith("figures/") and key.endswith("/_type")}
-    assert FIGURES == images, images  # Hopfield leaves out the generic classifier figures (skip_generic_figures)
+    assert FIGURES == images, images  # Hopfield's own figures only: the generic classifier figures say nothing here
     assert log.summary["claim/reproduced"] is True and log.exit_code == 0
     assert {p.stem for p in (Path(cli.log_dir) / "figures").glob("*.png")} == FIGURES
 

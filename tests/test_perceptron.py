@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import yaml
@@ -113,6 +114,16 @@ def test_model_info_and_checkpoint_state(workdir: Path) -> None:
     other.on_load_checkpoint(checkpoint)
     np.testing.assert_array_equal(other.learner.weight, [1, 2, 3, 4])
     assert other.learned["weight"].tolist() == [1, 2, 3, 4]
+
+
+def test_a_fit_draws_the_figures_that_apply_to_a_threshold_unit(tmp_path: Path) -> None:
+    """Its figures: learning curves, confusion matrix and its line; no gradient flow (the rule has no
+    gradient) and no filters (it has no convolution)."""
+    model = Perceptron(input_dim=2)
+    trainer = L.Trainer(max_epochs=3, callbacks=model.figures(), default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=ToyDataModule(dataset="blobs", n_samples=200))
+    assert {path.stem for path in (tmp_path / "figures").glob("*.png")} == {"learning_curves", "confusion_matrix", "decision_boundary"}
 
 
 def test_a_torch_optimizer_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

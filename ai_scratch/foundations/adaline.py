@@ -28,6 +28,14 @@ each adaptation removes the fraction alpha of the current error, dw = alpha * e 
 1960 machine's inputs were +-1 switches, so |x|^2 = n + 1 was a constant and that is this rule
 with eta = alpha / (n + 1).)
 
+**Regression.** Nothing in the rule needs the target to be +-1: Widrow and Hoff adapt the linear
+output towards any *desired output* d, w <- w + 2 mu eps x with eps = d - y (the same line, with
+eta = 2 mu and y = s). Given real-valued targets, LMS fits the line d ~ w . x + b by least squares,
+the adaptive filter of signal processing. Here float targets are the desired outputs themselves
+(a regression: the loss is their mean squared error and there is no accuracy), and integer class
+labels 0 and 1 become d = -1 and +1 (a classifier, as above); one unit cannot tell more than two
+classes apart, so any other label is an error.
+
 **Least squares.** Write the bias as a weight on a constant input 1: x~ = (x, 1), w~ = (w, b).
 Then J is a quadratic bowl::
 
@@ -63,7 +71,9 @@ learner then says ``diverged`` and keeps its last finite weights, and the model 
 The rule is written in NumPy (:class:`AdalineLearner`) and trained through the thin adapter
 (:class:`~ai_scratch.numpy_adapter.NumPyModel`), one whole batch per Lightning step.
 :class:`Adaline` can also train Rosenblatt's :class:`~ai_scratch.foundations.perceptron.PerceptronLearner`
-on the same batches (``compare_perceptron``), for the figure :class:`AdalineVsPerceptron`.
+on the same batches (``compare_perceptron``), for the figure
+:class:`~ai_scratch.foundations.adaline_figures.AdalineVsPerceptron`. The figures live in
+``adaline_figures.py``.
 """
 
 from __future__ import annotations
@@ -71,46 +81,79 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 from torchmetrics import SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from ai_scratch.foundations.perceptron import PerceptronLearner
+from ai_scratch.foundations.perceptron import LinearUnit, PerceptronLearner, signs
 from ai_scratch.info import ModelInfo
-from ai_scratch.numpy_adapter import NumPyLearner, NumPyModel, _as_array, mix_arrays
-from callbacks import plots
-from callbacks.figures import LearningCurves
+from ai_scratch.numpy_adapter import (
+    NumPyModel,
+    as_array,
+    as_tensor,
+    reduce_arrays,
+    state_to_arrays,
+    state_to_tensors,
+    targets_array,
+)
+from callbacks.figures import default_figures
 
 DIVERGENCE_ERROR = 1e10
 """An error |t - s| above this on the linear output stops the rule: the learner has diverged.
 
-The targets are +-1, the least-squares fit's outputs have a mean square below 1 (it is a projection
+The class targets are +-1, the least-squares fit's outputs have a mean square below 1 (it is a projection
 of the targets), and a converging LMS never strays far from it; an error ten billion times the
 targets is past any doubt, and its square (1e20) is still far from float32's limit (3e38), so every
-number logged stays finite."""
+number logged stays finite. Real-valued targets are held to the same bound, in their own units: it
+assumes targets far below 1e10."""
 
 Mode = Literal["online", "batch"]
 
 
-def _signs(targets: np.ndarray) -> np.ndarray:
-    """Class labels {0, 1} as the targets t in {-1, +1} of the linear output."""
-    return np.where(np.asarray(targets) == 1, 1.0, -1.0).astype(np.float32)
+def is_real_valued(targets: np.ndarray) -> bool:
+    """Whether targets are desired outputs (floats: a regression) rather than class labels."""
+    return bool(np.issubdtype(np.asarray(targets).dtype, np.floating))
 
 
-def _augment(inputs: np.ndarray) -> np.ndarray:
-    """x~ = (x, 1): the bias as the weight of a constant input, in float64 for the statistics."""
-    inputs = np.asarray(inputs, dtype=np.float64)
-    return np.concatenate([inputs, np.ones((len(inputs), 1))], axis=1)
+def desired_output(targets: np.ndarray) -> np.ndarray:
+    """The desired output d of the linear unit for each example, in float32.
+
+    Real-valued (float) targets are the desired outputs themselves; class labels 0 and 1 (integers
+    or booleans) become d = -1 and +1. Any other label raises a ``ValueError``: one unit separates
+    two classes, not more.
+    """
+    targets = np.asarray(targets)
+    if targets.ndim == 2 and targets.shape[1] == 1:
+        targets = targets[:, 0]
+    if targets.ndim != 1:
+        raise ValueError(f"ADALINE has one output: expected one target per example, got targets of shape {targets.shape}")
+    if is_real_valued(targets):
+        return targets.astype(np.float32)
+    labels = np.unique(targets)
+    if not np.isin(labels, (0, 1)).all():
+        shown = ", ".join(str(label) for label in labels[:10]) + (", ..." if len(labels) > 10 else "")
+        raise ValueError(
+            f"ADALINE's one unit separates two classes, labelled 0 and 1; got {len(labels)} class labels ({shown}): "
+            "for a regression give real-valued (float) targets"
+        )
+    return signs(targets)
 
 
-class AdalineLearner(NumPyLearner):
+def augment(inputs: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+    """x~ = (x, 1): the bias as the weight of a constant input (float64 for the statistics)."""
+    inputs = np.asarray(inputs, dtype=dtype)
+    return np.concatenate([inputs, np.ones((len(inputs), 1), dtype=dtype)], axis=1)
+
+
+class AdalineLearner(LinearUnit):
     """Widrow and Hoff's LMS rule on the linear output, in NumPy.
+
+    The targets handed to :meth:`train_batch`, :meth:`observe` and :meth:`loss` are class labels
+    0 and 1 (integers: the desired outputs are -1 and +1) or real values (floats: the desired
+    outputs themselves, a regression); see :func:`desired_output`.
 
     Args:
         input_dim: number of input features.
@@ -126,7 +169,7 @@ class AdalineLearner(NumPyLearner):
         seed: seed of the generator used by ``init="random"``.
 
     The learner also keeps the sufficient statistics of the data given to :meth:`observe` (sums of
-    x~ x~', t x~ and t^2), from which it reports the least-squares weights, their mean squared
+    x~ x~', d x~ and d^2), from which it reports the least-squares weights, their mean squared
     error, lambda_max and the distance of its own weights to them.
 
     Example::
@@ -150,25 +193,14 @@ class AdalineLearner(NumPyLearner):
         init: Literal["zeros", "random"] = "zeros",
         seed: int = 0,
     ) -> None:
-        if input_dim < 1:
-            raise ValueError(f"input_dim must be at least 1, got {input_dim}")
-        if learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         if mode not in ("online", "batch"):
             raise ValueError(f"mode must be 'online' or 'batch', got {mode!r}")
         if relative_learning_rate is not None and relative_learning_rate <= 0:
             raise ValueError(f"relative_learning_rate must be positive or None, got {relative_learning_rate}")
-        if init not in ("zeros", "random"):
-            raise ValueError(f"init must be 'zeros' or 'random', got {init!r}")
-        self.input_dim = input_dim
-        self.learning_rate = float(learning_rate)
+        super().__init__(input_dim, learning_rate, init, seed)
         self.mode = mode
         self.relative_learning_rate = relative_learning_rate
-        self.rng = np.random.default_rng(seed)
-        self.weight = np.zeros(input_dim, dtype=np.float32)
-        self.bias = np.zeros(1, dtype=np.float32)  # an array, so that it is updated in place
-        if init == "random":
-            self.weight[:] = self.rng.normal(0.0, 0.01, size=input_dim)
+        self.regression = False  # whether the last targets learned from were real values
         self.updates = 0  # batches learned from
         self.diverged = False
         self.diverged_at: int | None = None  # the batch (counted from 1) in which the rule stopped
@@ -177,12 +209,6 @@ class AdalineLearner(NumPyLearner):
         self.reset_statistics()
 
     # ------------------------------------------------------------------ the rule
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {"weight": self.weight, "bias": self.bias}
-
-    def scores(self, inputs: np.ndarray) -> np.ndarray:
-        return inputs @ self.weight + self.bias[0]  # s = w . x + b
-
     def train_batch(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """One pass of LMS over the batch (online) or one steepest-descent step on it (batch).
 
@@ -194,27 +220,28 @@ class AdalineLearner(NumPyLearner):
         if self.diverged:
             seen = self.scores(inputs)
         else:
+            d = desired_output(targets)
+            self.regression = is_real_valued(targets)
             before = self.weight.copy(), self.bias.copy()
             self.updates += 1
-            t = _signs(targets)
-            seen = self._online(inputs, t) if self.mode == "online" else self._steepest_descent(inputs, t)
+            seen = self._online(inputs, d) if self.mode == "online" else self._steepest_descent(inputs, d)
             if not (np.isfinite(self.weight).all() and np.isfinite(self.bias).all()):
                 self.weight[:], self.bias[:] = before  # keep the last finite weights
                 self._stop()
         self.last_scores = seen
         return seen
 
-    def _online(self, inputs: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Widrow-Hoff, sample by sample: w~ <- w~ + eta (t - s) x~, with x~ = (x, 1), w~ = (w, b)."""
-        rows = np.concatenate([inputs, np.ones((len(inputs), 1), dtype=inputs.dtype)], axis=1).astype(np.float32)
+    def _online(self, inputs: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """Widrow-Hoff, sample by sample: w~ <- w~ + eta (d - s) x~, with x~ = (x, 1), w~ = (w, b)."""
+        rows = augment(inputs, np.float32)
         w = np.concatenate([self.weight, self.bias])  # the bias as the weight of the constant input
         seen = np.empty(len(inputs), dtype=np.float32)
         eta = self.learning_rate
         stop = len(inputs)
-        for i, (x, target) in enumerate(zip(rows, t.tolist())):
+        for i, (x, desired) in enumerate(zip(rows, d.tolist())):
             s = float(x @ w)
             seen[i] = s  # the output the unit gave before learning from this sample
-            error = target - s  # on the linear output, not on the thresholded one
+            error = desired - s  # eps = d - y, on the linear output, not on the thresholded one
             if abs(error) > DIVERGENCE_ERROR:
                 stop = i
                 break
@@ -224,14 +251,14 @@ class AdalineLearner(NumPyLearner):
             self._stop()
             seen[stop:] = self.scores(inputs[stop:])
         # the mean of the per-sample gradients d(e^2)/dw~ = -2 e x~ that the rule followed
-        gradient = -2.0 * (rows[:stop].T @ (t[:stop] - seen[:stop])) / max(stop, 1)
+        gradient = -2.0 * (rows[:stop].T @ (d[:stop] - seen[:stop])) / max(stop, 1)
         self._gradient = {"weight": gradient[:-1], "bias": gradient[-1:]}
         return seen
 
-    def _steepest_descent(self, inputs: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _steepest_descent(self, inputs: np.ndarray, d: np.ndarray) -> np.ndarray:
         """One step on the batch's MSE: w~ <- w~ + eta * mean(e x~), i.e. v <- (I - eta R) v."""
         seen = self.scores(inputs).astype(np.float32)
-        error = t - seen
+        error = d - seen
         self._gradient = {
             "weight": -2.0 * (inputs.T @ error) / len(inputs),  # grad of J = mean e^2
             "bias": np.array([-2.0 * error.mean()]),
@@ -250,7 +277,7 @@ class AdalineLearner(NumPyLearner):
 
     def loss(self, scores: np.ndarray, targets: np.ndarray) -> float:
         """Mean squared error of the linear output, the quantity LMS descends (in float64)."""
-        error = _signs(targets).astype(np.float64) - np.asarray(scores, dtype=np.float64)
+        error = desired_output(targets).astype(np.float64) - np.asarray(scores, dtype=np.float64)
         return float(np.mean(error**2))
 
     def gradients(self) -> dict[str, np.ndarray] | None:
@@ -269,11 +296,12 @@ class AdalineLearner(NumPyLearner):
 
         With ``relative_learning_rate`` set, eta is recomputed from the updated lambda_max.
         """
-        x, t = _augment(inputs), _signs(targets).astype(np.float64)
-        self.load_statistics({"xx": self._xx + x.T @ x, "xt": self._xt + x.T @ t, "tt": self._tt + t @ t, "count": self._count + len(t)})
+        x, d = augment(inputs), desired_output(targets).astype(np.float64)
+        self.regression = is_real_valued(targets)
+        self.load_statistics({"xx": self._xx + x.T @ x, "xt": self._xt + x.T @ d, "tt": self._tt + d @ d, "count": self._count + len(d)})
 
     def statistics(self) -> dict[str, Any]:
-        """The sums behind R and p: ``xx`` = sum x~ x~', ``xt`` = sum t x~, ``tt`` = sum t^2, ``count``."""
+        """The sums behind R and p: ``xx`` = sum x~ x~', ``xt`` = sum d x~, ``tt`` = sum d^2, ``count``."""
         return {"xx": self._xx.copy(), "xt": self._xt.copy(), "tt": self._tt, "count": self._count}
 
     def load_statistics(self, statistics: dict[str, Any]) -> None:
@@ -289,7 +317,7 @@ class AdalineLearner(NumPyLearner):
             raise RuntimeError("no data observed: call observe(inputs, targets) with the training data first")
 
     def correlation(self) -> tuple[np.ndarray, np.ndarray]:
-        """R = mean x~ x~' and p = mean t x~ of the observed data (x~ = (x, 1))."""
+        """R = mean x~ x~' and p = mean d x~ of the observed data (x~ = (x, 1))."""
         self._require_statistics()
         return self._xx / self._count, self._xt / self._count
 
@@ -299,7 +327,7 @@ class AdalineLearner(NumPyLearner):
         return np.linalg.lstsq(R, p, rcond=None)[0]
 
     def least_squares_loss(self) -> float:
-        """J(w~*) = E[t^2] - p . w~*, the lowest MSE any weights reach on the observed data."""
+        """J(w~*) = E[d^2] - p . w~*, the lowest MSE any weights reach on the observed data."""
         _, p = self.correlation()
         return float(self._tt / self._count - p @ self.least_squares())
 
@@ -325,6 +353,7 @@ class AdalineLearner(NumPyLearner):
         state = super().state_dict()
         statistics = self.statistics()
         state.update(
+            regression=self.regression,
             learning_rate=self.learning_rate,
             updates=self.updates,
             diverged=self.diverged,
@@ -336,6 +365,7 @@ class AdalineLearner(NumPyLearner):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.learning_rate = float(state["learning_rate"])
+        self.regression = bool(state.get("regression", False))
         self.updates, self.diverged, self.diverged_at = int(state["updates"]), bool(state["diverged"]), state["diverged_at"]
         self.load_statistics(state["statistics"])
 
@@ -357,9 +387,13 @@ class Adaline(NumPyModel):
             and log its mistakes per pass (``train_perceptron_errors``), ADALINE's mistakes in the
             same pass (``train_errors``), its validation accuracy (``val_perceptron_accuracy``) and
             ``train_error_ratio``, the Perceptron's mistakes over ADALINE's in the same pass
-            (ADALINE's count floored at 1); adds the figure :class:`AdalineVsPerceptron`.
+            (ADALINE's count floored at 1); adds the figure
+            :class:`~ai_scratch.foundations.adaline_figures.AdalineVsPerceptron`. Class labels only.
         perceptron_learning_rate: eta of the Perceptron (with zero initial weights it changes no
             decision).
+
+    Targets are class labels 0 and 1 (integers), or real values (floats): then ADALINE is a linear
+    regression by LMS, ``predict`` returns its linear output and no accuracy is logged.
 
     Besides the standard metrics (``train_loss`` and ``val_loss`` are the MSE of the linear
     output), every epoch logs ``lambda_max`` (of the training data's R), ``train_lstsq_loss`` (the
@@ -428,10 +462,14 @@ class Adaline(NumPyModel):
             self.perceptron_val_accuracy = MulticlassAccuracy(2, average="micro")
         self._announced_divergence = False
 
-    def figure_callbacks(self) -> list[Callback]:
-        figures: list[Callback] = [LeastSquaresConvergence()]
+    def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
+        """The generic figures, the road to the least-squares weights and, with the Perceptron
+        alongside, the two rules side by side."""
+        from ai_scratch.foundations.adaline_figures import AdalineVsPerceptron, LeastSquaresConvergence
+
+        figures = [*default_figures(every_n_epochs, feature_map_layers=self.feature_map_layers), LeastSquaresConvergence(every_n_epochs=every_n_epochs)]
         if self.perceptron is not None:
-            figures.append(AdalineVsPerceptron())
+            figures.append(AdalineVsPerceptron(every_n_epochs=every_n_epochs))
         return figures
 
     # ------------------------------------------------------------------ the training data's R and p
@@ -439,13 +477,12 @@ class Adaline(NumPyModel):
         learner = self.learner
         learner.reset_statistics()
         for batch in self.trainer.train_dataloader:
-            learner.observe(_as_array(batch[0]), batch[1].detach().cpu().numpy())
-        if self.trainer.world_size > 1:
+            learner.observe(as_array(batch[0]), targets_array(batch[1]))
+        if self.trainer.world_size > 1:  # R and p of the whole training split: the sums over all processes
             stats = learner.statistics()
-            flat = np.concatenate([stats["xx"].ravel(), stats["xt"], [stats["tt"], stats["count"]]])
-            flat = self.trainer.strategy.reduce(torch.from_numpy(flat).to(self.device), reduce_op="sum").cpu().numpy()
-            d = self.learner.input_dim + 1
-            learner.load_statistics({"xx": flat[: d * d], "xt": flat[d * d : d * d + d], "tt": flat[-2], "count": round(flat[-1])})
+            sums = {"xx": stats["xx"], "xt": stats["xt"], "tt_count": np.array([stats["tt"], stats["count"]], dtype=np.float64)}
+            reduce_arrays(sums, self.trainer.strategy, self.device, "sum")
+            learner.load_statistics({"xx": sums["xx"], "xt": sums["xt"], "tt": sums["tt_count"][0], "count": round(sums["tt_count"][1])})
         for optimizer in self.trainer.optimizers:  # eta may have been set relative to 2 / lambda_max
             for group in optimizer.param_groups:
                 group["lr"] = learner.learning_rate
@@ -456,20 +493,32 @@ class Adaline(NumPyModel):
         if self.perceptron is None:
             return
         inputs, target = batch
-        x, y = _as_array(inputs), target.detach().cpu().numpy()
+        x, y = as_array(inputs), targets_array(target)
         seen = self.perceptron.train_batch(x, y)  # the same batch, in the same order
-        if self.trainer.world_size > 1:
-            mix_arrays(self.perceptron.parameters(), self.trainer.strategy, self.device)  # as the adapter mixes the learner
+        if self.trainer.world_size > 1:  # as the adapter mixes the learner
+            reduce_arrays(self.perceptron.parameters(), self.trainer.strategy, self.device, "mean")
         positive = y == 1
         self.perceptron_errors.update(torch.tensor(float(((seen >= 0) != positive).sum()), device=target.device))
         self.adaline_errors.update(torch.tensor(float(((self.learner.last_scores >= 0) != positive).sum()), device=target.device))
 
+    def log_step(self, stage: str, loss: Tensor, scores: Tensor, target: Tensor) -> None:
+        """Class labels: loss and accuracy. Real-valued targets: a regression, the loss alone."""
+        if not target.is_floating_point():
+            self.log_classification(stage, loss, scores, target)
+            return
+        if self.perceptron is not None:
+            raise ValueError("compare_perceptron needs class labels 0 and 1: the Perceptron has no real-valued targets to learn")
+        getattr(self, f"{stage}_metrics")[f"{stage}_loss"].update(loss, weight=len(target))
+
+    def prediction(self, outputs: Tensor) -> Tensor:
+        """The class labels, or for a regression the linear output itself."""
+        return outputs if self.learner.regression else self.predict_labels(outputs)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         super().validation_step(batch, batch_idx)
         if self.perceptron is not None:
             inputs, target = batch
-            scores = torch.from_numpy(np.ascontiguousarray(self.perceptron.scores(_as_array(inputs)))).to(target.device)
+            scores = as_tensor(self.perceptron.scores(as_array(inputs)), target.device)
             self.perceptron_val_accuracy.update((scores >= 0).long(), target)
 
     def on_validation_epoch_end(self) -> None:
@@ -519,150 +568,11 @@ class Adaline(NumPyModel):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
         if self.perceptron is not None:
-            state = self.perceptron.state_dict()
-            state["parameters"] = {k: torch.from_numpy(np.array(v)) for k, v in state["parameters"].items()}
-            checkpoint["perceptron_learner"] = state
+            checkpoint["perceptron_learner"] = state_to_tensors(self.perceptron.state_dict())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         if self.perceptron is not None:
             if "perceptron_learner" not in checkpoint:
                 raise KeyError("checkpoint has no 'perceptron_learner' state: it was written without compare_perceptron")
-            state = dict(checkpoint["perceptron_learner"])
-            state["parameters"] = {k: v.numpy() if isinstance(v, Tensor) else v for k, v in state["parameters"].items()}
-            self.perceptron.load_state_dict(state)
-
-
-# ---------------------------------------------------------------------- figures
-def _points(history: dict[str, list[tuple[int, float]]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Epochs and values of one recorded metric, in epoch order; inf and NaN as NaN."""
-    points = sorted(history.get(key, []))
-    epochs = np.array([e for e, _ in points], dtype=float)
-    values = np.array([v for _, v in points], dtype=float)
-    values[~np.isfinite(values)] = np.nan
-    return epochs, values
-
-
-def _mse_panel(ax: Any, history: dict[str, list[tuple[int, float]]], title: str) -> None:
-    """ADALINE's MSE per epoch with the least-squares floor J(w*) it descends to."""
-    epochs, mse = _points(history, "train_loss")
-    lstsq_epochs, floor = _points(history, "train_lstsq_loss")
-    ax.plot(epochs, mse, color="C0", linewidth=1.8, marker="o", markersize=3, markevery=max(1, len(mse) // 25),
-            label="ADALINE: MSE of the linear output during the pass (train_loss)")
-    if np.isfinite(floor).any():
-        level = float(floor[np.isfinite(floor)][-1])
-        ax.axhline(level, color="0.3", linestyle="--", linewidth=1.3,
-                   label=f"least-squares minimum J(w*) = {level:.3g} (numpy.linalg.lstsq's weights)")
-    finite = mse[np.isfinite(mse)]
-    ylabel = "mean squared error"
-    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
-        values = np.concatenate([finite, floor[np.isfinite(floor) & (floor > 0)]])
-        plots.log_y(ax, float(values.min()), float(values.max()))
-        ylabel += " (log scale)"
-    elif finite.size:
-        ax.set_ylim(0, max(1.05, float(finite.max()) * 1.05))
-    plots.style_axes(ax, title, None, ylabel)
-    ax.legend(fontsize=plots.LEGEND_SIZE, loc="best", framealpha=0.9)
-
-
-def _epoch_axis(ax: Any, epochs: np.ndarray) -> None:
-    ax.set_xlabel("epoch (one pass over the training split)", fontsize=plots.LABEL_SIZE)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    if epochs.size:
-        lo, hi = float(epochs.min()), float(epochs.max())
-        pad = 0.5 if hi == lo else 0.02 * (hi - lo)
-        ax.set_xlim(lo - pad, hi + pad)
-
-
-class LeastSquaresConvergence(LearningCurves):
-    """Does LMS reach the least-squares weights? MSE against its floor, and the distance to w*.
-
-    (a) ``train_loss`` with the least-squares MSE J(w*) as a dashed line; (b) the relative distance
-    ``||w~ - w~*|| / ||w~*||`` on a log scale: it starts at 1 from zero weights and falls towards 0
-    when eta is below 2 / lambda_max, or climbs when it is above. Saved as ``least_squares.png``.
-
-    It records the metrics as :class:`~callbacks.figures.LearningCurves` does (on every process,
-    kept in the callback's state so that a resumed fit draws the whole history).
-    """
-
-    name = "least_squares"
-
-    def __init__(self, every_n_epochs: int | None = None, log_to_wandb: bool = True) -> None:
-        super().__init__(("train_loss", "train_lstsq_loss", "train_lstsq_distance"), every_n_epochs, log_to_wandb)
-
-    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
-        if "train_loss" not in self.history:
-            return None
-        fig = plots.new_figure(9.5, 7.5)
-        top, bottom = fig.subplots(2, 1, sharex=True)
-        _mse_panel(top, self.history, "(a) What LMS descends: the mean squared error")
-        epochs, distance = _points(self.history, "train_lstsq_distance")
-        if np.isfinite(distance).any():
-            bottom.plot(epochs, distance, color="C3", linewidth=1.8, marker="o", markersize=3,
-                        markevery=max(1, len(distance) // 25), label="||w - w*|| / ||w*||")
-            bottom.axhline(1.0, color="0.45", linestyle=":", linewidth=1.2, label="1: where zero weights start")
-            positive = distance[np.isfinite(distance) & (distance > 0)]
-            plots.log_y(bottom, float(min(positive.min(), 1.0)), float(max(positive.max(), 1.0)))
-            bottom.legend(fontsize=plots.LEGEND_SIZE, loc="best", framealpha=0.9)
-        plots.style_axes(bottom, "(b) Distance to the least-squares weights w*", None, "relative distance (log scale)")
-        _epoch_axis(bottom, epochs)
-        learner = getattr(pl_module, "learner", None)
-        notes = []
-        if isinstance(learner, AdalineLearner) and learner.statistics()["count"] > 0:
-            limit = learner.stability_limit()
-            notes.append(
-                f"{learner.mode} LMS, eta = {learner.learning_rate:.4g} = {learner.learning_rate / limit:.3g} × 2/λmax "
-                f"(λmax = {learner.lambda_max():.4g} of the inputs' correlation matrix R)"
-            )
-            if learner.diverged:
-                notes.append(f"diverged: the rule stopped in update {learner.diverged_at}, its error on the linear output past {DIVERGENCE_ERROR:.0e}")
-        plots.add_note(fig, notes)
-        fig.suptitle(f"Least squares: {type(pl_module).__name__}", fontsize=plots.SUPTITLE_SIZE)
-        return fig
-
-
-class AdalineVsPerceptron(LearningCurves):
-    """ADALINE's mean squared error against the Perceptron's mistakes, on the same batches.
-
-    (a) ADALINE's ``train_loss``, the smooth quantity LMS descends, with its least-squares floor;
-    (b) the mistakes of each training pass: the Perceptron's (``train_perceptron_errors``), the
-    only signal its rule has, and ADALINE's in the same pass (``train_errors``). On overlapping
-    classes the MSE settles while the Perceptron's count keeps jumping: its rule never stops
-    correcting. Saved as ``adaline_vs_perceptron.png``; needs ``Adaline(compare_perceptron=True)``.
-    """
-
-    name = "adaline_vs_perceptron"
-
-    def __init__(self, every_n_epochs: int | None = None, log_to_wandb: bool = True) -> None:
-        patterns = ("train_loss", "train_lstsq_loss", "train_errors", "train_perceptron_errors", "val_accuracy", "val_perceptron_accuracy")
-        super().__init__(patterns, every_n_epochs, log_to_wandb)
-
-    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
-        if "train_perceptron_errors" not in self.history:
-            return None
-        fig = plots.new_figure(9.5, 7.5)
-        top, bottom = fig.subplots(2, 1, sharex=True)
-        _mse_panel(top, self.history, "(a) ADALINE learns from the linear output: its mean squared error")
-        epochs, perceptron = _points(self.history, "train_perceptron_errors")
-        _, adaline = _points(self.history, "train_errors")
-        bottom.plot(epochs, perceptron, color="C1", linewidth=1.6, marker="s", markersize=3.5,
-                    markevery=max(1, len(perceptron) // 25), drawstyle="steps-mid", label="Perceptron (what its rule learns from)")
-        if adaline.size:
-            bottom.plot(epochs[: adaline.size], adaline, color="C0", linewidth=1.6, marker="o", markersize=3,
-                        markevery=max(1, len(adaline) // 25), drawstyle="steps-mid", label="ADALINE (sign of its output, same pass)")
-        bottom.set_ylim(bottom=0)
-        plots.style_axes(bottom, "(b) Mistakes during each training pass, on the same samples in the same order", None, "mistakes per pass")
-        bottom.legend(fontsize=plots.LEGEND_SIZE, loc="lower left", framealpha=0.9)
-        _epoch_axis(bottom, epochs)
-        notes = []
-        tail = perceptron[-10:][np.isfinite(perceptron[-10:])]
-        if tail.size:
-            notes.append(f"last {tail.size} passes: the Perceptron made {int(tail.min())} to {int(tail.max())} mistakes per pass"
-                         + (f", ADALINE {int(np.nanmin(adaline[-10:]))} to {int(np.nanmax(adaline[-10:]))}" if adaline.size else ""))
-        _, val_adaline = _points(self.history, "val_accuracy")
-        _, val_perceptron = _points(self.history, "val_perceptron_accuracy")
-        if val_adaline.size and val_perceptron.size:
-            notes.append(f"validation accuracy after the last epoch: ADALINE {val_adaline[-1]:.3f}, Perceptron {val_perceptron[-1]:.3f}")
-        plots.add_note(fig, notes)
-        fig.suptitle("ADALINE vs Perceptron on the same batches", fontsize=plots.SUPTITLE_SIZE)
-        return fig
+            self.perceptron.load_state_dict(state_to_arrays(checkpoint["perceptron_learner"]))

@@ -51,7 +51,8 @@ Conventions of this implementation:
   is ``y @ W + b``.
 
 The rule is written in NumPy (:class:`MLPLearner`) and trained through the thin adapter
-(:class:`MLP`), one whole batch (or mini-batch) per Lightning step.
+(:class:`MLP`), one whole batch (or mini-batch) per Lightning step. Its figure of the hidden units
+lives in ``mlp_figures.py``.
 """
 
 from __future__ import annotations
@@ -60,16 +61,12 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
-import torch
-from matplotlib import colormaps
-from matplotlib.figure import Figure
+from lightning.pytorch.callbacks import Callback
 
 from ai_scratch.info import ModelInfo
 from ai_scratch.numpy_adapter import NumPyLearner, NumPyModel
-from callbacks import plots
-from callbacks.figures import FigureCallback
+from callbacks.figures import default_figures
 
 Activation = Literal["sigmoid", "tanh", "relu"]
 LossName = Literal["cross_entropy", "mse"]
@@ -327,199 +324,9 @@ class MLPLearner(NumPyLearner):
         self._gradients = None
 
 
-def _as_numpy(value: Any) -> np.ndarray:
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
-
-
-# ---------------------------------------------------------------------- figure
-class HiddenUnits(FigureCallback):
-    """What the hidden units learned, for a network with two inputs.
-
-    Two panels. (a) The input plane with the validation points and, for each unit of the first
-    hidden layer, its line ``w_1j x1 + w_2j x2 + b_j = 0`` (where its total input, eq. 1, is
-    zero), with a tick on the side where the unit is on. The output unit can only combine these
-    half-planes. (b) When the last hidden layer has two units, the same points as that layer
-    sees them (its outputs y_1, y_2): the paper's "internal representation", where a solved
-    XOR has become linearly separable and the output unit's line separates it. When the points
-    fall on a few places only (the four XOR corners), each place is labelled with the output y
-    there, and a place where points of both classes land gets a red ring: a net stuck in a local
-    minimum sends two points of different classes to the same place, and gives both y = 1/2.
-
-    Args:
-        max_lines: draw at most this many hidden-unit lines.
-        every_n_epochs, log_to_wandb: see :class:`~callbacks.figures.FigureCallback`.
-    """
-
-    name = "hidden_units"
-
-    def __init__(self, max_lines: int = 12, every_n_epochs: int | None = None, log_to_wandb: bool = True) -> None:
-        super().__init__(every_n_epochs, log_to_wandb)
-        if max_lines < 1:
-            raise ValueError(f"HiddenUnits: max_lines must be at least 1, got {max_lines}")
-        self.max_lines = max_lines
-
-    def draw(self, data: Any, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure | None:
-        learner = getattr(pl_module, "learner", None)
-        if not isinstance(learner, MLPLearner) or learner.sizes[0] != 2 or learner.num_layers < 2:
-            return None
-        datamodule = trainer.datamodule
-        if datamodule is None or not hasattr(datamodule, "arrays"):
-            return None
-        points, labels = datamodule.arrays("val")
-        names = list(getattr(datamodule, "class_names", None) or ["class 0", "class 1"])
-        return hidden_units_figure(learner, points, labels, names, title=f"Hidden units: {type(pl_module).__name__}", max_lines=self.max_lines)
-
-
-def hidden_units_figure(
-    learner: MLPLearner, points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str, max_lines: int = 12
-) -> Figure:
-    """The figure of :class:`HiddenUnits`, from a learner and labelled 2-D points."""
-    points = np.asarray(points, dtype=np.float64)
-    labels = np.asarray(labels).astype(int)
-    last_hidden = learner.sizes[-2]
-    two_panels = last_hidden == 2
-    fig = Figure(figsize=(12.5 if two_panels else 7.5, 6.0), layout="constrained")
-    axes = fig.subplots(1, 2 if two_panels else 1, squeeze=False)[0]
-    colors = np.array(colormaps["tab10"].colors[: max(2, len(class_names))])  # the decision boundary's colours
-    light = 0.3 * colors + 0.7
-
-    # (a) input plane: the predicted regions, lightly, the data, and each hidden unit's line
-    ax = axes[0]
-    xx, yy = plots.make_grid(points, resolution=150, margin=0.15)
-    grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    scores = learner.scores(grid)
-    regions = (scores >= 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
-    ax.contourf(xx, yy, regions.reshape(xx.shape), levels=np.arange(len(class_names) + 1) - 0.5, colors=light[: len(class_names)])
-    for c, name in enumerate(class_names):
-        chosen = labels == c
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=28, color=colors[c], edgecolors="0.1", linewidths=0.5, zorder=3, label=name)
-    weight, bias = learner.weights[0].astype(np.float64), learner.biases[0].astype(np.float64)
-    units = min(weight.shape[1], max_lines)
-    (x_lo, x_hi), (y_lo, y_hi) = (xx.min(), xx.max()), (yy.min(), yy.max())
-    line_colors = colormaps["tab10"](np.arange(units) % 10)
-    outside = []
-    for j in range(units):
-        segment = _line_in_box(weight[:, j], bias[j], (x_lo, x_hi, y_lo, y_hi))
-        if segment is None:
-            outside.append(f"h{j + 1}")
-            continue
-        (xa, ya), (xb, yb) = segment
-        ax.plot([xa, xb], [ya, yb], color=line_colors[j], linewidth=2.0, zorder=4, label=f"unit h{j + 1}: x_j = 0")
-        # a short tick from the middle of the line towards the side where the unit is on
-        middle = np.array([(xa + xb) / 2, (ya + yb) / 2])
-        normal = weight[:, j] / (np.linalg.norm(weight[:, j]) or 1.0)
-        tip = middle + 0.08 * max(x_hi - x_lo, y_hi - y_lo) * normal
-        ax.annotate("", xy=tuple(tip), xytext=tuple(middle), arrowprops={"arrowstyle": "->", "color": line_colors[j], "lw": 1.5}, zorder=4)
-    ax.set_xlim(x_lo, x_hi)
-    ax.set_ylim(y_lo, y_hi)
-    ax.set_aspect("equal", adjustable="box")
-    ax.set_title("(a) Input plane: each first-layer hidden unit's line\n(arrow: the side where the unit is on)", fontsize=plots.TITLE_SIZE)
-    ax.set_xlabel("x1", fontsize=plots.LABEL_SIZE)
-    ax.set_ylabel("x2", fontsize=plots.LABEL_SIZE)
-    ax.tick_params(labelsize=plots.TICK_SIZE)
-    ax.legend(fontsize=plots.LEGEND_SIZE, loc="upper left", bbox_to_anchor=(0.0, -0.1), ncols=3, frameon=False)
-
-    notes = []
-    if weight.shape[1] > units:
-        notes.append(f"{units} of {weight.shape[1]} first-layer units drawn")
-    if outside:
-        notes.append(f"the line of {', '.join(outside)} lies outside the view: that unit is on (or off) for every point")
-
-    # (b) the last hidden layer's outputs, and the output unit's line there
-    if two_panels:
-        ax = axes[1]
-        hidden = learner.hidden_outputs(points)[-1].astype(np.float64)
-        activation = learner.activations[-1]
-        jitter = np.random.default_rng(0).normal(0.0, 0.01, size=hidden.shape)  # coincident points stay visible
-        for c, name in enumerate(class_names):
-            chosen = labels == c
-            ax.scatter(hidden[chosen, 0] + jitter[chosen, 0], hidden[chosen, 1] + jitter[chosen, 1], s=28, color=colors[c], edgecolors="0.1", linewidths=0.5, zorder=3, label=name)
-        low, high = (0.0, 1.0) if activation == "sigmoid" else (-1.0, 1.0) if activation == "tanh" else (0.0, max(1.0, float(hidden.max())))
-        pad = 0.08 * (high - low)
-        box = (low - pad, high + pad, low - pad, high + pad)
-        if learner.num_classes == 2:
-            segment = _line_in_box(learner.weights[-1][:, 0].astype(np.float64), float(learner.biases[-1][0]), box)
-            if segment is not None:
-                (xa, ya), (xb, yb) = segment
-                ax.plot([xa, xb], [ya, yb], color="black", linewidth=2.0, label="output unit: x = 0")
-            else:
-                notes.append("the output unit's line lies outside the hidden units' range: it gives one class to every point")
-            # Few distinct places (the four XOR corners): write the output y beside each, and ring a
-            # place where points of both classes land: no output line can separate them there.
-            groups = _places(hidden, tolerance=0.04 * (high - low))
-            if len(groups) <= 8:
-                outputs = sigmoid(learner.scores(points).astype(np.float64))
-                mixed = False
-                for members in groups:
-                    centre = hidden[members].mean(axis=0)
-                    both = len(np.unique(labels[members])) > 1
-                    mixed |= both
-                    if both:
-                        ax.scatter([centre[0]], [centre[1]], s=700, facecolors="none", edgecolors="crimson", linewidths=2.0, zorder=4)
-                    text = f"y = {outputs[members].mean():.2f}" + (f"\n({len(members)} points, both classes)" if both else "")
-                    right, top = centre > (low + high) / 2  # write towards the middle, inside the box
-                    ax.annotate(text, tuple(centre), xytext=(-18 if right else 18, -18 if top else 18), textcoords="offset points",
-                                fontsize=plots.LEGEND_SIZE, color="crimson" if both else "0.15", va="top" if top else "bottom",
-                                ha="right" if right else "left", zorder=5,
-                                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
-                if mixed:
-                    notes.append("(b) red ring: points of both classes sent to the same place by the hidden layer, so the output "
-                                 "unit gives them the same y: gradient descent is stuck in a local minimum")
-        ax.set_xlim(box[0], box[1])
-        ax.set_ylim(box[2], box[3])
-        ax.set_aspect("equal", adjustable="box")
-        ax.set_title(f"(b) What the output unit sees:\nthe last hidden layer's outputs ({activation})", fontsize=plots.TITLE_SIZE)
-        ax.set_xlabel("y of hidden unit 1", fontsize=plots.LABEL_SIZE)
-        ax.set_ylabel("y of hidden unit 2", fontsize=plots.LABEL_SIZE)
-        ax.tick_params(labelsize=plots.TICK_SIZE)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=plots.LEGEND_SIZE, loc="upper left", bbox_to_anchor=(0.0, -0.1), ncols=3, frameon=False)
-
-    predicted = learner.scores(points)
-    predicted = (predicted >= 0).astype(int) if predicted.ndim == 1 else predicted.argmax(axis=1)
-    accuracy = float((predicted == labels).mean()) if len(labels) else math.nan
-    if notes:
-        fig.supxlabel("\n".join(notes), fontsize=plots.NOTE_SIZE, color=plots.NOTE_COLOR)
-    fig.suptitle(f"{title} (validation accuracy {accuracy:.3f}, n={len(labels)})", fontsize=plots.SUPTITLE_SIZE)
-    return fig
-
-
-def _places(points: np.ndarray, tolerance: float) -> list[np.ndarray]:
-    """Group points that lie within ``tolerance`` of a group's first point: the distinct places."""
-    groups: list[list[int]] = []
-    for i, point in enumerate(points):
-        for members in groups:
-            if np.abs(points[members[0]] - point).max() <= tolerance:
-                members.append(i)
-                break
-        else:
-            groups.append([i])
-        if len(groups) > 64:  # many places: the caller only labels a handful
-            break
-    return [np.array(members) for members in groups]
-
-
-def _line_in_box(w: np.ndarray, b: float, box: tuple[float, float, float, float]) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    """The segment of the line ``w . p + b = 0`` inside ``box = (x_lo, x_hi, y_lo, y_hi)``, or None."""
-    x_lo, x_hi, y_lo, y_hi = box
-    hits = []
-    if abs(w[1]) > 1e-12:
-        for x in (x_lo, x_hi):
-            y = -(b + w[0] * x) / w[1]
-            if y_lo <= y <= y_hi:
-                hits.append((x, y))
-    if abs(w[0]) > 1e-12:
-        for y in (y_lo, y_hi):
-            x = -(b + w[1] * y) / w[0]
-            if x_lo <= x <= x_hi:
-                hits.append((x, y))
-    hits = list(dict.fromkeys((round(x, 12), round(y, 12)) for x, y in hits))
-    return (hits[0], hits[1]) if len(hits) >= 2 else None
 
 
 # ---------------------------------------------------------------------- the Lightning model
@@ -542,10 +349,6 @@ class MLP(NumPyModel):
     of the first layer of weights over that of the output layer, over all steps so far (see
     :meth:`MLPLearner.gradient_norm_ratio`).
     """
-
-    # Full-batch by default (one step per epoch, a few hundred in all): the gradient-flow figure
-    # records every step, so its first/last ratio is the grad_norm_ratio that the claims check.
-    gradient_flow_every_n_steps = 1
 
     INFO = ModelInfo(
         name="mlp",
@@ -603,22 +406,15 @@ class MLP(NumPyModel):
         if ratio is not None:
             self.log("grad_norm_ratio", ratio, on_step=False, on_epoch=True, sync_dist=True)
 
-    # The momentum buffers and the gradient-norm sums travel in the checkpoint as tensors, like the
-    # weights: Lightning resumes with torch.load(weights_only=True), which refuses NumPy arrays.
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        state = checkpoint["numpy_learner"]
-        state["velocity"] = {name: torch.from_numpy(np.array(array)) for name, array in state["velocity"].items()}
-        state["gradient_norm_sums"] = torch.from_numpy(np.array(state["gradient_norm_sums"]))
+    def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
+        """The generic figures, the gradient flow recorded at every step and, for two inputs (the toy
+        planes), the hidden units' lines and representation
+        (:class:`~ai_scratch.foundations.mlp_figures.HiddenUnits`)."""
+        from ai_scratch.foundations.mlp_figures import HiddenUnits
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = dict(checkpoint.get("numpy_learner") or {})
-        if "velocity" in state:
-            state["velocity"] = {name: _as_numpy(array) for name, array in state["velocity"].items()}
-        if "gradient_norm_sums" in state:
-            state["gradient_norm_sums"] = _as_numpy(state["gradient_norm_sums"])
-        super().on_load_checkpoint({**checkpoint, "numpy_learner": state} if state else checkpoint)
-
-    def figure_callbacks(self) -> list:
-        """The hidden units' lines and representation, for two inputs (the toy planes)."""
-        return [HiddenUnits()] if self.learner.sizes[0] == 2 else []
+        # Full-batch by default (one step per epoch, a few hundred in all): recording every step makes
+        # the gradient-flow figure's first/last ratio the grad_norm_ratio that the claims check.
+        figures = default_figures(every_n_epochs, feature_map_layers=self.feature_map_layers, gradient_flow_every_n_steps=1)
+        if self.learner.sizes[0] == 2:
+            figures.append(HiddenUnits(every_n_epochs=every_n_epochs))
+        return figures

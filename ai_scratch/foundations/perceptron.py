@@ -33,29 +33,38 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from lightning.pytorch.callbacks import Callback
 
 from ai_scratch.info import ModelInfo
 from ai_scratch.numpy_adapter import NumPyLearner, NumPyModel
+from callbacks.figures import ConfusionMatrix, DecisionBoundary, LearningCurves
 
 
-class PerceptronLearner(NumPyLearner):
-    """Rosenblatt's error-correction rule, in NumPy.
+def signs(targets: np.ndarray) -> np.ndarray:
+    """Class labels {0, 1} as the targets t in {-1, +1} that the rules of a linear unit use."""
+    return np.where(np.asarray(targets) == 1, 1.0, -1.0).astype(np.float32)
+
+
+class LinearUnit(NumPyLearner):
+    """The unit that Rosenblatt's rule and Widrow and Hoff's both train: ``s = w . x + b``.
 
     Args:
         input_dim: number of input features.
-        learning_rate: eta, the size of each correction. With zero initial weights it only scales
-            the weights and changes no decision (the classic result); with random ones it matters.
+        learning_rate: the rule's step size (eta).
         init: ``"zeros"`` (the classic start) or ``"random"`` (small Gaussian weights).
         seed: seed of the generator used by ``init="random"``.
+
+    Subclasses add the rule (:meth:`train_batch`) and the criterion it descends (:meth:`loss`).
     """
 
-    def __init__(self, input_dim: int, learning_rate: float = 1.0, init: Literal["zeros", "random"] = "zeros", seed: int = 0) -> None:
+    def __init__(self, input_dim: int, learning_rate: float, init: Literal["zeros", "random"] = "zeros", seed: int = 0) -> None:
         if input_dim < 1:
             raise ValueError(f"input_dim must be at least 1, got {input_dim}")
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         if init not in ("zeros", "random"):
             raise ValueError(f"init must be 'zeros' or 'random', got {init!r}")
+        self.input_dim = input_dim
         self.learning_rate = float(learning_rate)
         self.rng = np.random.default_rng(seed)
         self.weight = np.zeros(input_dim, dtype=np.float32)
@@ -69,13 +78,28 @@ class PerceptronLearner(NumPyLearner):
     def scores(self, inputs: np.ndarray) -> np.ndarray:
         return inputs @ self.weight + self.bias[0]  # s = w . x + b
 
+
+class PerceptronLearner(LinearUnit):
+    """Rosenblatt's error-correction rule, in NumPy.
+
+    Args:
+        input_dim: number of input features.
+        learning_rate: eta, the size of each correction. With zero initial weights it only scales
+            the weights and changes no decision (the classic result); with random ones it matters.
+        init: ``"zeros"`` (the classic start) or ``"random"`` (small Gaussian weights).
+        seed: seed of the generator used by ``init="random"``.
+    """
+
+    def __init__(self, input_dim: int, learning_rate: float = 1.0, init: Literal["zeros", "random"] = "zeros", seed: int = 0) -> None:
+        super().__init__(input_dim, learning_rate, init, seed)
+
     def train_batch(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """One pass of the rule over the batch, sample by sample, in order."""
-        signs = np.where(targets == 1, 1.0, -1.0).astype(np.float32)  # t in {-1, +1}
+        targets_t = signs(targets)  # t in {-1, +1}
         seen = np.empty(len(inputs), dtype=np.float32)
         weight, bias, eta = self.weight, self.bias, np.float32(self.learning_rate)
         for i in range(len(inputs)):
-            x, t = inputs[i], signs[i]
+            x, t = inputs[i], targets_t[i]
             s = float(x @ weight) + float(bias[0])
             seen[i] = s  # the score the unit gave before learning from this sample
             if (s >= 0.0) != (t > 0.0):  # a mistake: only mistakes teach the perceptron
@@ -84,8 +108,7 @@ class PerceptronLearner(NumPyLearner):
         return seen
 
     def loss(self, scores: np.ndarray, targets: np.ndarray) -> float:
-        signs = np.where(targets == 1, 1.0, -1.0)
-        return float(np.mean(np.maximum(0.0, -signs * scores)))  # perceptron criterion
+        return float(np.mean(np.maximum(0.0, -signs(targets).astype(np.float64) * scores)))  # perceptron criterion
 
 
 class Perceptron(NumPyModel):
@@ -131,3 +154,13 @@ class Perceptron(NumPyModel):
         self.save_hyperparameters()
         self.input_size = (input_dim,)
         self.output_size = (1,)
+
+    def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
+        """The generic figures that apply to a threshold unit: learning curves, confusion matrix and,
+        for two inputs, its line. (Its rule has no gradient and it has no convolution: the gradient
+        flow and the filters never apply.)"""
+        return [
+            LearningCurves(every_n_epochs=every_n_epochs),
+            ConfusionMatrix(every_n_epochs=every_n_epochs),
+            DecisionBoundary(every_n_epochs=every_n_epochs),
+        ]
