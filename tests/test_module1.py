@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ai_scratch.cli import main
-from ai_scratch.foundations import module1
+from ai_scratch.comparisons import module1
 from wandb_log import find_runs, read_run
 
 

@@ -23,7 +23,7 @@ that the output unit combines, gets all four clusters.
 
 The learners are the same NumPy rules that ``ai-scratch fit`` trains through the adapter; here
 they are driven directly by the datamodule's own loaders (same splits, same order, same epochs as
-the configs), which takes a second or two. Run it with::
+the configs). Run it with::
 
     ai-scratch compare module-1                 # runs/comparisons/module-1/linear_vs_nonlinear.png
     ai-scratch compare module-1 --seed 3 --wandb
@@ -74,8 +74,7 @@ class Panel:
     class_names: list[str] = field(default_factory=list)
 
     def predicted(self, inputs: np.ndarray) -> np.ndarray:
-        scores = self.learner.scores(np.asarray(inputs, dtype=np.float32))
-        return (scores >= 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
+        return self.learner.classes(np.asarray(inputs, dtype=np.float32))
 
     @property
     def accuracy(self) -> float:
@@ -129,7 +128,7 @@ def figure(panels: list[Panel], seed: int = 0) -> Figure:
     """Rows: the data sets; columns: the models; each panel the model's regions on the val split."""
     rows = [name for name, _ in DATASETS]
     columns = [name for name, _, _ in MODELS]
-    fig = Figure(figsize=(4.3 * len(columns) + 1.6, 4.3 * len(rows) + 1.4), layout="constrained")
+    fig = plots.new_figure(4.3 * len(columns) + 1.6, 4.3 * len(rows) + 1.4)
     axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for panel in panels:
         r, c = rows.index(panel.dataset), columns.index(panel.model)
