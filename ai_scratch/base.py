@@ -151,12 +151,14 @@ class BaseModel(L.LightningModule):
         metrics[f"{stage}_loss"].update(loss, weight=len(target))
 
     def _log_epoch_metrics(self, stage: str) -> None:
-        if self.num_classes is None:
+        metrics: MetricCollection | None = getattr(self, f"{stage}_metrics", None)
+        if metrics is None:
             return
-        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        if not any(metric.update_called for metric in metrics.values()):
+        # the metrics updated this epoch (a regression has a loss but no accuracy); collective under
+        # DDP: every process gets the global values
+        values = {name: metric.compute() for name, metric in metrics.items() if metric.update_called}
+        if not values:
             return
-        values = metrics.compute()  # collective under DDP: every process gets the global values
         # sync_dist: the values are equal everywhere already; it keeps Lightning's reduction in step
         self.log_dict(values, on_step=False, on_epoch=True, prog_bar=stage != "train", sync_dist=True)
         metrics.reset()

@@ -9,10 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 import yaml
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
 
 from ai_scratch.cli import main
 from ai_scratch.experiment import Claim
@@ -158,6 +161,33 @@ def test_class_labels_other_than_0_and_1_are_a_one_line_error(labels: list[int])
         with pytest.raises(ValueError, match="separates two classes, labelled 0 and 1") as error:
             call(x, y)
         assert "\n" not in str(error.value) and "real-valued" in str(error.value)
+
+
+def test_a_lightning_fit_on_real_valued_targets_learns_the_line_and_logs_no_accuracy(tmp_path: Path) -> None:
+    x, d = linear_targets(400, seed=1)
+    x_val, d_val = linear_targets(100, seed=2)
+    train = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(d)), batch_size=50, shuffle=True,
+                       generator=torch.Generator().manual_seed(0))
+    val = DataLoader(TensorDataset(torch.from_numpy(x_val), torch.from_numpy(d_val)), batch_size=100)
+
+    def trainer() -> L.Trainer:
+        return L.Trainer(max_epochs=10, accelerator="cpu", devices=1, logger=CSVLogger(tmp_path), enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+
+    model = Adaline(input_dim=2, learning_rate=0.01)
+    fit = trainer()
+    fit.fit(model, train, val)
+    np.testing.assert_allclose(own_weights(model.learner), TRUE_WEIGHTS, atol=0.01)
+    metrics = fit.callback_metrics
+    assert metrics["val_loss"] < 2e-4 and metrics["train_loss"] < 2e-4 and metrics["train_lstsq_distance"] < 0.01
+    assert not [key for key in metrics if "accuracy" in key], list(metrics)
+    rows = logged_rows(fit.log_dir)
+    assert sum("val_loss" in row for row in rows) == 10 and not any("accuracy" in key for row in rows for key in row)
+    predicted = torch.cat(fit.predict(model, val))  # the linear output itself, not a class
+    np.testing.assert_allclose(predicted.numpy(), d_val, atol=0.05)
+
+    with pytest.raises(ValueError, match="compare_perceptron needs class labels"):
+        trainer().fit(Adaline(input_dim=2, compare_perceptron=True), train, val)
 
 
 # ---------------------------------------------------------------------------------------- like the configs

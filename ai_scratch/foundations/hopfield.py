@@ -352,7 +352,7 @@ class Hopfield(NumPyModel):
       overlap ``m = (1/N) xi . s``), ``{stage}_recall_accuracy`` (the fraction of cues with
       ``m >= recall_threshold``), ``{stage}_energy`` (mean final energy), ``{stage}_cue_overlap``
       (mean overlap of the cues, 0.8 for 10% flipped bits) and ``{stage}_sweeps``. Means are
-      torchmetrics ``MeanMetric``, exact under DDP.
+      torchmetrics ``MeanMetric``, exact under DDP, logged by the base's epoch metrics.
     * ``forward(cues)`` is recall: it returns the final states.
 
     Under DDP each process stores its shard of the patterns; the increments of Hebb's rule are
@@ -430,13 +430,12 @@ class Hopfield(NumPyModel):
         self.train_metrics["train_energy"].update(as_tensor(self.learner.energy(patterns), self.device))
 
     def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()  # train_energy
         stored = float(self.learner.patterns_stored)
-        values = {"train_patterns_stored": stored, "train_load": stored / self.learner.n_units}
-        if self.train_metrics["train_energy"].update_called:
-            values["train_energy"] = float(self.train_metrics["train_energy"].compute())
-            self.train_metrics.reset()
         # equal on every process already; sync_dist keeps Lightning's reduction in step
-        self.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)
+        self.log_dict(
+            {"train_patterns_stored": stored, "train_load": stored / self.learner.n_units}, on_step=False, on_epoch=True, sync_dist=True
+        )
 
     # ------------------------------------------------------------------ recall
     def forward(self, cues: Tensor) -> Tensor:
@@ -457,20 +456,6 @@ class Hopfield(NumPyModel):
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         for name, value in values.items():
             metrics[f"{stage}_{name}"].update(as_tensor(value, self.device))
-
-    def _log_epoch(self, stage: str) -> None:
-        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        if not any(metric.update_called for metric in metrics.values()):
-            return
-        values = metrics.compute()  # collective under DDP: every process gets the global means
-        self.log_dict(values, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        metrics.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     def prediction(self, outputs: Tensor) -> Tensor:
         """``predict`` returns the recalled states themselves."""
