@@ -1,380 +1,193 @@
-"""Cost of tracking: LeNet-5 `fit` with `--wandb` (offline, every callback at its default) against
-the same fit with no logger and no callbacks, alternating, and the ratio.
+"""The cost of tracking, as a user meets it: LeNet-5's `ai-scratch fit` with and without `--wandb`.
 
-    python benchmarks/tracking_overhead.py --repeats 5 --variants baseline tracked   # fresh processes
-    python benchmarks/tracking_overhead.py --in-process --repeats 5 --variants baseline tracked
-    git worktree add /tmp/before <commit>
-    python benchmarks/tracking_overhead.py --repeats 4 --variants baseline tracked --against /tmp/before
+    python benchmarks/tracking_overhead.py                    # 3 repeats, 20 and 2 epochs
+    python benchmarks/tracking_overhead.py --repeats 5 --epochs 20 --short-epochs 2
 
-Both runs train the same network on the same data (configs/lenet5/mnist.yaml, seeded) through the
-same `ai-scratch fit` code path. The tracked run adds: the CSV logger and the WandbLogger, the
-gradient histograms (callbacks.WandbWatch), checkpoints (best and latest) and their artifacts, the
-run metadata, and the figures (learning curves, confusion matrix, gradient flow, filters and
-feature maps). Neither run draws a progress bar or checks the claim (the claim's test pass is not
-tracking). A third variant, tracked without figures, separates wandb's own cost from matplotlib's.
-The planning document's bar is an overhead under 5%.
+Three fits of configs/lenet5/mnist.yaml, each a fresh process timed from its launch to its exit:
 
-Two ways to run them:
+* untracked: ``ai-scratch fit --config configs/lenet5/mnist.yaml`` (CSV logger, checkpoints, figures);
+* tracked: the same with ``--wandb`` (offline), which adds the WandbLogger, the gradient
+  histograms, the checkpoint artifacts, the run's metadata and the figures as wandb images;
+* bare: a plain Lightning ``Trainer`` fit of the same model and datamodule with the config's
+  arguments and seed, and no logger, no checkpoints, no callbacks.
 
-* Fresh processes (the default): every fit is a new `ai-scratch fit` process, as a user runs it,
-  and its time is the whole process, from the interpreter's start to its exit. So the tracked run
-  also pays what it pays once per process: importing wandb, starting wandb's service, and the
-  imports wandb makes inside `wandb.init`. The variant "tracked, wandb imported late" is the
-  tracked run without the console's early import of wandb (ai_scratch/entry.py); the CLI still
-  makes wandb's run start cheaper there (ai_scratch/wandb_startup.py), before its logger starts it.
-* In one process (`--in-process`): every fit is a call of the CLI in this process, after a
-  warm-up fit; what a process pays once is paid in the warm-up, so this isolates what tracking
-  costs per fit in steady state.
+All three run with the progress bar and the model summary off, and the two ``ai-scratch`` fits
+without the claim's test pass, so that only tracking (or only ai-scratch) differs. Each repeat runs
+every variant once, in an order flipped every other repeat, so that a paired ratio (a repeat's
+tracked time over the same repeat's untracked time) cancels the slow drifts of a shared machine.
+The script prints:
 
-`--against DIR` (fresh processes) adds the tracked fit of another checkout of this project (say, a
-`git worktree` of an older commit) to every repeat, so that a change is measured against what was
-there before in the same run: the script prints the paired ratio of their tracking times.
+1. the overhead from wandb (the planning document's bar: under 5%): the median paired ratio
+   tracked / untracked at the full length, with a bootstrap 90% interval;
+2. what a longer fit pays: the tracked and untracked fits also run at a short length, and with
+   overhead(E) = t_tracked(E) - t_untracked(E) at the two lengths, the fixed cost of a tracked run
+   (its start and finish) is the intercept in seconds, and the per-epoch cost is the ratio of the
+   per-epoch slopes, tracked over untracked;
+3. what ``ai-scratch fit`` costs over a bare Lightning fit: the median paired ratio untracked /
+   bare at the full length, with its interval.
 
-On a shared machine one repeat of the same fit varies by several seconds (10-20% here, with no
-steal time: the same work simply runs slower for a while), more than the effect. Two estimates:
-
-* End to end. Each repeat runs every variant back to back, so the ratio of a repeat's tracked time
-  to the same repeat's baseline (a paired ratio) cancels the slow drifts of the machine; the script
-  prints the median of the paired ratios and a bootstrap 90% interval for it (2,000 resamples,
-  seeded). Drifts faster than one fit still widen it.
-* Direct accounting. Inside each tracked run, the time spent in the tracking code, by component:
-  the hooks of the tracking callbacks (figures, checkpoints, checkpoint artifacts, gradient
-  histograms, run metadata, model summary), the loggers, wandb.init and the run's finish, and (in
-  fresh processes) the import of wandb: of the modules it loads, those that the untracked fit does
-  not import as well (NumPy, asyncio, email ... it does; the child imports them before the clock
-  starts, so that the run's rest pays for them, as it does untracked). Its ratio to the rest of
-  the same run is the overhead, and a slow spell slows both alike. In fresh processes it also
-  charges the process's exit, outside every hook: the seconds from the fit's return to the
-  process's end (wandb's atexit handlers and its service stopping), beyond those of the untracked
-  process of the same repeat. Each process ends as the console script ends it, after its exit
-  handlers and without the interpreter's teardown (ai_scratch.entry; a checkout from before that
-  tears down as it did): about 0.1 s untracked and 0.15 s tracked, where the teardown made it
-  0.25 and 0.5 s, a difference of two noisy times. It leaves out what the clock cannot
-  be put around: Lightning calling the extra callbacks (under 10 µs per batch once their unused
-  batch hooks are skipped, see callbacks/dispatch.py) and any effect on the training itself
-  (caches, memory, wandb's service using some 0.3 s of CPU over a 20-epoch fit). With py-spy, the
-  sampled difference between the two variants matched the accounted time within a few tenths of
-  a second (in one process).
-
-Each fit stands for one `ai-scratch fit` process: as the console command does, the objects alive
-when the run starts are frozen out of the garbage collector (in one process, after the clock
-stops they are thawed and collected, as that process's exit would).
+then the versions and the date, ready to paste into benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
-import functools
-import gc
+import datetime
 import importlib
-import json
+import importlib.metadata
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import warnings
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+import yaml
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parents[1]
+CONFIG = ROOT / "configs" / "lenet5" / "mnist.yaml"
 sys.path.insert(0, str(ROOT))
 
 from _stats import bootstrap_interval  # noqa: E402  (benchmarks/, the script's own folder)
 
-
-VARIANTS = {
-    "baseline": ["--trainer.logger", "false", "--trainer.enable_checkpointing", "false", "--figures", "false",
-                 "--trainer.enable_model_summary", "false"],
-    "tracked": ["--wandb"],
-    # the same as tracked but without the PNG figures, which are drawn with or without wandb
-    "wandb, no figures": ["--wandb", "--figures", "false"],
-    # fresh processes only: tracked, with wandb imported where Lightning's logger first needs it
-    "tracked, wandb imported late": ["--wandb"],
-}  # fmt: skip
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--experiment.claim", "null"]
+BAR = 0.05  # the planning document's bar for the overhead from wandb
 
 
-class Accounting:
-    """Time spent inside the tracking code of a tracked run, by component (see the module docstring).
-
-    Wraps, once per process, the hooks that each tracking callback class defines, the loggers'
-    methods, ``wandb.init``, the run's finish and the config copy into the run. Nested calls (a
-    checkpoint save that triggers the artifact callback, a figure that logs an image) count once,
-    in the outermost component.
-    """
-
-    def __init__(self) -> None:
-        self.seconds: Counter[str] = Counter()
-        self._depth = 0
-
-    def timed(self, component: str, function: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(function)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if self._depth:
-                return function(*args, **kwargs)
-            self._depth += 1
-            start = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                self.seconds[component] += time.perf_counter() - start
-                self._depth -= 1
-
-        return wrapper
-
-    def install(self) -> None:
-        import wandb
-        from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary
-        from lightning.pytorch.loggers import CSVLogger, WandbLogger
-
-        from ai_scratch.cli import AIScratchCLI, SaveConfigToRun
-        from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch
-        from callbacks.figures import FigureCallback
-
-        def subclasses(cls: type) -> list[type]:
-            return [cls] + [sub for child in cls.__subclasses__() for sub in subclasses(child)]
-
-        hooks = [name for name in dir(Callback) if name.startswith("on_") or name in ("setup", "teardown")]
-        components = {ModelCheckpoint: "checkpoints", WandbCheckpointArtifacts: "checkpoint artifacts",
-                      WandbWatch: "watch histograms", WandbRunMetadata: "run metadata", ModelSummary: "model summary",
-                      **{cls: "figures" for cls in subclasses(FigureCallback)}}  # fmt: skip
-        for cls, component in components.items():
-            for name in hooks:
-                if name in vars(cls):  # the hooks this class itself defines
-                    setattr(cls, name, self.timed(component, vars(cls)[name]))
-        for cls in (CSVLogger, WandbLogger):
-            for name in ("log_metrics", "log_hyperparams", "log_graph", "save", "finalize", "after_save_checkpoint"):
-                if name in vars(cls):
-                    setattr(cls, name, self.timed("loggers", vars(cls)[name]))
-        wandb.init = self.timed("wandb.init and finish", wandb.init)
-        AIScratchCLI._finish_wandb = self.timed("wandb.init and finish", AIScratchCLI._finish_wandb)
-        SaveConfigToRun.save_config = self.timed("run metadata", SaveConfigToRun.save_config)
+def command(variant: str, epochs: int) -> list[str]:
+    """The process that one fit of ``variant`` ("untracked", "tracked" or "bare") runs."""
+    if variant == "bare":
+        return [sys.executable, str(SCRIPT), "--bare-fit", str(epochs)]
+    fit = [sys.executable, "-m", "ai_scratch", "fit", "--config", str(CONFIG), "--trainer.max_epochs", str(epochs), *QUIET]
+    return fit + (["--wandb"] if variant == "tracked" else [])
 
 
-ACCOUNTING = Accounting()
-#: the component of a fresh tracked process's exit beyond the untracked process's
-EXIT = "process exit (beyond untracked)"
+def bare_fit(epochs: int) -> None:
+    """A plain Lightning fit of the config's model and data, seeded as LightningCLI seeds it."""
+    import lightning as L
+
+    config = yaml.safe_load(CONFIG.read_text())
+
+    def build(section: dict) -> object:
+        module, _, name = section["class_path"].rpartition(".")
+        return getattr(importlib.import_module(module), name)(**section.get("init_args", {}))
+
+    L.seed_everything(config["seed_everything"], workers=True)
+    model, data = build(config["model"]), build(config["data"])
+    options = {**config.get("trainer", {}), "max_epochs": epochs}  # deterministic etc. as in the config
+    trainer = L.Trainer(
+        **options, logger=False, enable_checkpointing=False, callbacks=[], enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(model, datamodule=data)
 
 
-def fit_args(variant: str, epochs: int) -> list[str]:
-    return [
-        "fit", "--config", str(ROOT / "configs/lenet5/mnist.yaml"), "--trainer.max_epochs", str(epochs),
-        "--trainer.enable_progress_bar", "false", "--experiment.claim", "null", *VARIANTS[variant],
-    ]  # fmt: skip
-
-
-def run(variant: str, epochs: int, workdir: Path) -> float:
-    """One fit in this process (``--in-process``): seconds."""
-    from ai_scratch.cli import main
-
-    os.chdir(workdir)
-    # one console process per repeat (see the module docstring): frozen as it freezes, thawed after
+def timed(variant: str, epochs: int, workdir: Path, env: dict[str, str]) -> float:
+    """Seconds from the launch of one fresh fit process to its exit."""
     start = time.perf_counter()
-    main(fit_args(variant, epochs), freeze_gc=True)
+    result = subprocess.run(command(variant, epochs), cwd=workdir, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    gc.unfreeze()
-    gc.collect()
+    if result.returncode != 0:
+        sys.exit(f"{variant} fit ({epochs} epochs) failed with status {result.returncode}:\n{result.stderr[-3000:]}")
     return seconds
 
 
-def run_fresh(variant: str, epochs: int, workdir: Path, root: Path | None = None) -> tuple[float, Counter[str], float]:
-    """One fit as a new process (the default), of this checkout or of the one at ``root``: seconds
-    from its start to its exit, its accounting, and the seconds from the fit's return to the
-    process's end (atexit handlers, wandb's service stopping; the interpreter's teardown in a
-    checkout from before the console's exit)."""
-    report = workdir / "report.json"
-    report.unlink(missing_ok=True)
-    command = [sys.executable, __file__, "--child", variant, "--epochs", str(epochs), "--report", str(report)]
-    command += ["--root", str(root)] if root is not None else []
-    shared = workdir / f"shared-{'other' if root is not None else 'this'}.json"
-    command += ["--shared", str(shared)] if shared.is_file() else []
-    start = time.perf_counter()
-    subprocess.run(command, cwd=workdir, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seconds, ended = time.perf_counter() - start, time.time()
-    written = json.loads(report.read_text())
-    return seconds, Counter(written["accounting"]), ended - written["returned_at"]
+def n_epochs(count: int) -> str:
+    return f"{count} epoch" + ("s" if count != 1 else "")
 
 
-def modules_imported_by(code: str, root: Path | None = None) -> set[str]:
-    """The modules a fresh interpreter has loaded after running ``code`` (beyond its own start)."""
-    probe = f"import sys; before = set(sys.modules); {code}; print(*sorted(set(sys.modules) - before))"
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, filter(None, [root, ROOT]))))
-    result = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, check=True)
-    return set(result.stdout.split())
+def interval(values: list[float]) -> tuple[float, float, float]:
+    """(median, low, high): the median and its bootstrap 90% interval."""
+    low, high = bootstrap_interval(values)
+    return statistics.median(values), low, high
 
 
-def shared_with_the_untracked_fit(root: Path | None = None) -> list[str]:
-    """The modules that ``import wandb`` loads and that an untracked fit imports as well (NumPy,
-    asyncio, email ...: some 260 of wandb's 630). The early import of wandb pays for them, and the
-    untracked fit pays for them too, through torch and Lightning; in the accounting they belong to
-    the rest of the run, not to tracking (about 0.3 s of the import here)."""
-    untracked = modules_imported_by("import ai_scratch.cli", root)
-    return sorted(modules_imported_by("import wandb", root) & untracked)
+def report(times: dict[tuple[str, int], list[float]], epochs: int, short: int | None) -> list[str]:
+    """The three results as a Markdown table, from each (variant, epochs)'s times in repeat order."""
+    tracked, untracked, bare = (times[name, epochs] for name in ("tracked", "untracked", "bare"))
+    overhead = interval([t / u - 1 for t, u in zip(tracked, untracked, strict=True)])
+    over_bare = interval([u / b for u, b in zip(untracked, bare, strict=True)])
+    under = "yes" if overhead[2] < BAR else ("no" if overhead[1] >= BAR else "not clear (the interval spans it)")
+    rows = [
+        f"| (1) overhead from wandb: tracked / untracked, {n_epochs(epochs)} | {100 * overhead[0]:+.1f}% "
+        f"| [{100 * overhead[1]:+.1f}%, {100 * overhead[2]:+.1f}%] |",
+    ]
+    if short is not None:
+        # overhead(E) = fixed + slope * E, through the two lengths of each repeat
+        tracked_short, untracked_short = times["tracked", short], times["untracked", short]
+        fixed, per_epoch = [], []
+        for t, u, ts, us in zip(tracked, untracked, tracked_short, untracked_short, strict=True):
+            slope = ((t - u) - (ts - us)) / (epochs - short)
+            fixed.append((ts - us) - slope * short)
+            per_epoch.append((t - ts) / (u - us))  # tracked's seconds per epoch over untracked's
+        fixed_cost, per_epoch_cost = interval(fixed), interval(per_epoch)
+        rows += [
+            f"| (2) fixed cost of a tracked run (start and finish) | {fixed_cost[0]:.2f} s "
+            f"| [{fixed_cost[1]:.2f} s, {fixed_cost[2]:.2f} s] |",
+            f"| (2) per-epoch cost: a tracked epoch / an untracked one | {per_epoch_cost[0]:.3f} "
+            f"| [{per_epoch_cost[1]:.3f}, {per_epoch_cost[2]:.3f}] |",
+        ]
+    rows.append(f"| (3) untracked `ai-scratch fit` / bare Lightning fit, {n_epochs(epochs)} | {over_bare[0]:.3f} "
+                f"| [{over_bare[1]:.3f}, {over_bare[2]:.3f}] |")  # fmt: skip
+    lines = ["| measure | median | 90% interval |", "|---|---|---|", *rows, ""]
+    lines.append(f"overhead from wandb: {100 * overhead[0]:.1f}% [{100 * overhead[1]:.1f}, {100 * overhead[2]:.1f}]; "
+                 f"under the {BAR:.0%} bar: {under}")  # fmt: skip
+    lengths = [epochs] + ([short] if short is not None else [])
+    lines += ["", "| fit (median seconds) | " + " | ".join(n_epochs(e) for e in lengths) + " |",
+              "|---|" + "---|" * len(lengths)]  # fmt: skip
+    for name in ("bare", "untracked", "tracked"):
+        cells = [f"{statistics.median(times[name, e]):.1f} s" if (name, e) in times else "-" for e in lengths]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
-def child(variant: str, epochs: int, report: Path, root: Path | None, shared: Path | None = None) -> None:
-    """The process of :func:`run_fresh`: ``ai-scratch fit`` as the console script runs it (the
-    early import of wandb included, except in the "imported late" variant and in a checkout from
-    before it), with the accounting of a tracked run installed. ``shared`` lists the modules to
-    import before the clock starts on wandb's import (see :func:`shared_with_the_untracked_fit`)."""
-    warnings.filterwarnings("ignore")
-    if root is not None:
-        sys.path.insert(0, str(root))  # its packages before this checkout's
-    # the process ends as that checkout's console script ends it (without the interpreter's
-    # teardown since ai_scratch.entry._ExitWithoutTeardown), its exit handler registered first
-    try:
-        from ai_scratch.entry import _ExitWithoutTeardown
-    except ImportError:  # an older checkout: the interpreter tears down as it did then
-        leave = None
-    else:
-        leave = _ExitWithoutTeardown()
-        atexit.register(leave)
-    args = fit_args(variant, epochs)
-    tracked = "--wandb" in args
-    late = variant == "tracked, wandb imported late" or not ((root or ROOT) / "ai_scratch" / "entry.py").is_file()
-    if late:
-        import ai_scratch.cli  # noqa: F401  (torch, Lightning ... first, as before the early import)
-    if tracked:
-        for name in json.loads(shared.read_text()) if shared is not None else []:
-            try:
-                importlib.import_module(name)  # imported anyway: the rest of the run's, not the clock's below
-            except Exception:  # noqa: BLE001  (a module that only imports as part of its package)
-                pass
-        start = time.perf_counter()
-        if late:
-            import wandb  # noqa: F401  (as Lightning's WandbLogger would import it)
-        else:
-            from ai_scratch.entry import preload_tracking
-
-            assert preload_tracking(args), "the console's early import of wandb did not happen"
-        imported = time.perf_counter() - start
-    from ai_scratch.cli import main
-
-    if tracked:
-        ACCOUNTING.install()
-        ACCOUNTING.seconds["import wandb"] = imported
-    main(args, freeze_gc=True)
-    report.write_text(json.dumps({"accounting": ACCOUNTING.seconds, "returned_at": time.time()}))
-    if leave is not None:
-        leave.finished(0)
+def versions() -> str:
+    packages = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in ("torch", "lightning", "wandb"))
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return (f"measured {datetime.date.today().isoformat()}, commit {commit or 'unknown'}, Python {platform.python_version()}, "
+            f"{packages}; {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()})")  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--variants", nargs="+", default=["baseline", "tracked", "wandb, no figures"], choices=list(VARIANTS),
-                        help="which to time (baseline is always one)")
-    parser.add_argument("--in-process", action="store_true", help="every fit in this process, after a warm-up fit")
-    parser.add_argument("--against", type=Path, help="also the tracked fit of the checkout in this folder")
-    parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)  # one fresh process's fit
-    parser.add_argument("--report", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--shared", type=Path, help=argparse.SUPPRESS)
-    options = parser.parse_args()
-    if options.child:
-        child(options.child, options.epochs, options.report, options.root, options.shared)
+    parser.add_argument("--epochs", type=int, help="the full length (default: the config's max_epochs)")
+    parser.add_argument("--short-epochs", type=int, default=2, help="the short length, for the fixed and per-epoch costs")
+    parser.add_argument("--bare-fit", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)  # the bare variant's process
+    options = parser.parse_args(argv)
+    if options.bare_fit is not None:
+        bare_fit(options.bare_fit)
         return
-    if "baseline" not in options.variants:
-        parser.error("--variants must include baseline, the denominator of every ratio")
-    if options.in_process and ("tracked, wandb imported late" in options.variants or options.against):
-        parser.error("'tracked, wandb imported late' and --against need fresh processes: wandb is imported once per process")
-    against = options.against.resolve() if options.against else None
-    if against is not None and not (against / "ai_scratch" / "cli.py").is_file():
-        parser.error(f"--against {options.against}: not a checkout of this project (no ai_scratch/cli.py)")
-    warnings.filterwarnings("ignore")
+    epochs = options.epochs or yaml.safe_load(CONFIG.read_text())["trainer"]["max_epochs"]
+    if options.repeats < 1 or options.short_epochs < 1 or epochs < 1:
+        parser.error("--repeats, --epochs and --short-epochs must be at least 1")
+    short = options.short_epochs if options.short_epochs < epochs else None  # (2) needs two lengths
+    runs = [("untracked", epochs), ("tracked", epochs), ("bare", epochs)]
+    runs += [("untracked", short), ("tracked", short)] if short is not None else []
+
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
-        os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(workdir), WANDB_SILENT="true")
-        for name in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
-            os.environ[name] = str(workdir / name.lower())
-        if options.in_process:
-            run("tracked", 1, workdir)  # warm-up: imports, wandb's service, data caches, allocator
-            ACCOUNTING.install()  # after the warm-up: every figure callback class is imported by now
-        else:
-            (workdir / "shared-this.json").write_text(json.dumps(shared_with_the_untracked_fit()))
-            if against is not None:
-                (workdir / "shared-other.json").write_text(json.dumps(shared_with_the_untracked_fit(against)))
-            run_fresh("tracked", 1, workdir)  # warm-up: the files of every import in the page cache
-        names = ["baseline"] + [name for name in options.variants if name != "baseline"]
-        other = f"tracked @ {against}" if against else None
-        names += [other] if other else []
-        times: dict[str, list[float]] = {name: [] for name in names}
-        accounts: dict[str, list[Counter[str]]] = {name: [] for name in names}
-        exits: dict[str, list[float]] = {name: [] for name in names}  # fresh processes: after the fit returned
+        env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(workdir))
+        for name in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+            env[name] = str(workdir / name.lower())
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        print("warm-up: one tracked 1-epoch fit (not timed)", flush=True)
+        timed("tracked", 1, workdir, env)
+        times: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
         for repeat in range(options.repeats):
-            order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate who goes first
-            for name in order:
-                exit_seconds = None
-                if options.in_process:
-                    ACCOUNTING.seconds.clear()
-                    seconds, account = run(name, options.epochs, workdir), Counter(ACCOUNTING.seconds)
-                elif name == other:
-                    seconds, account, exit_seconds = run_fresh("tracked", options.epochs, workdir, root=against)
-                else:
-                    seconds, account, exit_seconds = run_fresh(name, options.epochs, workdir)
-                times[name].append(seconds)
-                accounts[name].append(account)
-                inside = sum(account.values())
-                note = f"   (tracking code {inside:.2f} s, figures {account['figures']:.2f} s)" if name != "baseline" else ""
-                if exit_seconds is not None:
-                    exits[name].append(exit_seconds)
-                    note += f"   exit {exit_seconds:.2f} s"
-                print(f"repeat {repeat + 1}: {name:<28} {seconds:7.2f} s{note}", flush=True)
-    if not options.in_process:
-        charge_exits(accounts, exits)
-    # Noise on a shared machine only ever adds time: the minimum is the steadiest estimate,
-    # the median is shown beside it.
-    print(f"\n{'in one process' if options.in_process else 'fresh processes'}, {options.epochs} epochs")
-    for name in names:
-        exit_note = f"   exit median {statistics.median(exits[name]):.2f} s" if exits[name] else ""
-        print(f"{name:<28} min {min(times[name]):7.2f} s   median {statistics.median(times[name]):7.2f} s{exit_note}")
-    for name in names[1:]:
-        ratio = min(times[name]) / min(times["baseline"])
-        median_ratio = statistics.median(times[name]) / statistics.median(times["baseline"])
-        paired = [t / b for t, b in zip(times[name], times["baseline"], strict=True)]
-        low, high = bootstrap_interval(paired)
-        print(f"ratio {name} / baseline = {ratio:.3f} by min, {median_ratio:.3f} by median; paired: median"
-              f" {statistics.median(paired):.3f}, 90% interval [{low:.3f}, {high:.3f}] over {len(paired)} repeats")
-    for name in names[1:]:
-        print_accounting(name, times[name], accounts[name])
-    if other and "tracked" in names:
-        inside = {name: [sum(a.values()) for a in accounts[name]] for name in ("tracked", other)}
-        paired = [ours / theirs for ours, theirs in zip(inside["tracked"], inside[other], strict=True)]
-        low, high = bootstrap_interval(paired)
-        print(f"\ntracking code, this checkout / {against}: paired median {statistics.median(paired):.3f}, "
-              f"90% interval [{low:.3f}, {high:.3f}] ({statistics.median(inside['tracked']):.2f} s against "
-              f"{statistics.median(inside[other]):.2f} s)")
+            for variant, length in runs if repeat % 2 == 0 else runs[::-1]:
+                seconds = timed(variant, length, workdir, env)
+                times[variant, length].append(seconds)
+                print(f"repeat {repeat + 1}: {variant:<9} {n_epochs(length):>10} {seconds:7.2f} s", flush=True)
 
-
-def charge_exits(accounts: dict[str, list[Counter[str]]], exits: dict[str, list[float]]) -> None:
-    """Charge each tracked process, in its accounting, with what it paid at its exit beyond the
-    untracked (baseline) process of the same repeat (wandb's atexit handlers and service; in a
-    checkout from before the console's exit, more modules to tear down): tracking's cost, outside
-    any hook. Paired by repeat, as they ran."""
-    for name, runs in accounts.items():
-        if name == "baseline":
-            continue
-        for account, ours, untracked in zip(runs, exits[name], exits["baseline"], strict=True):
-            account[EXIT] = ours - untracked
-
-
-def print_accounting(name: str, times: list[float], accounts: list[Counter[str]]) -> None:
-    """The direct overhead of each repeat: time inside the tracking code over the rest of the run."""
-    inside = [sum(account.values()) for account in accounts]
-    overhead = [i / (t - i) for i, t in zip(inside, times, strict=True)]
-    low, high = bootstrap_interval(overhead)
-    print(f"\ntracking code in {name} (median over repeats; share of the rest of the run):")
-    for component in sorted({c for account in accounts for c in account}, key=lambda c: -statistics.median(a[c] for a in accounts)):
-        seconds = statistics.median(account[component] for account in accounts)
-        share = statistics.median(account[component] / (t - i) for account, t, i in zip(accounts, times, inside, strict=True))
-        print(f"  {component:<24} {seconds:6.2f} s  {100 * share:5.2f}%")
-    print(f"  {'all':<24} {statistics.median(inside):6.2f} s  {100 * statistics.median(overhead):5.2f}%"
-          f"   direct overhead ratio {1 + statistics.median(overhead):.3f}, 90% interval [{1 + low:.3f}, {1 + high:.3f}]")
+    print(f"\n`python benchmarks/tracking_overhead.py --repeats {options.repeats} --epochs {epochs} --short-epochs {options.short_epochs}`")
+    print("(LeNet-5, configs/lenet5/mnist.yaml; every fit a fresh process)\n")
+    print("\n".join(report(times, epochs, short)))
+    if short is None:
+        print(f"(2) needs --short-epochs below --epochs ({epochs}); not measured")
+    print(f"\n{versions()}")
 
 
 if __name__ == "__main__":
