@@ -1,6 +1,6 @@
 """Does dropout narrow AlexNet's train/validation gap? The two configs of configs/alexnet/, paired by seed.
 
-    python benchmarks/dropout_gap.py                        # seeds 0 to 11, about 35 minutes on 2 CPU cores
+    python benchmarks/dropout_gap.py                        # seeds 0 to 11
     python benchmarks/dropout_gap.py --seeds 0 1 2
     python benchmarks/dropout_gap.py --set data.init_args.train_size=500 --set data.init_args.val_size=500 \
         --set trainer.max_epochs=40     # another regime: the same overrides for both twins
@@ -15,25 +15,7 @@ each seed trains both, and the script reports the paired differences (without mi
 positive when dropout narrows the gap), on how many seeds dropout narrowed it, and a bootstrap 90%
 interval for the mean difference.
 
-Measured (2026-12-02, 2 CPU cores; seeds 0 to 5 in 1012 s, then 6 to 11 in 1035 s to confirm):
-accuracy gap with dropout 0.023 to 0.038, without 0.024 to 0.042; without minus with, seeds 0 to
-11: mean +0.0062, 90% interval [+0.0035, +0.0088], dropout narrower on 8 of 12 seeds, equal on 2
-(seeds 0 to 5: +0.0070, [+0.0038, +0.0102], 5 of 6; seeds 6 to 11: +0.0053, [+0.0009, +0.0098],
-3 of 6). Loss gap: +0.023, [+0.007, +0.040], narrower on 9 of 12. The paper's claim reproduces,
-and the effect is small: about a sixth of a 3.5-point gap. (The 12-seed figures are computed from
-the two runs' printed rows, rounded to 3 decimals.)
-
-On 500 training digits (the configs before 2026-12-02: 500 for validation, 40 epochs; the --set
-example above) it does not: seeds 0 to 9, 885 s, gap with dropout 0.062 to 0.090, without 0.058 to
-0.092; without minus with: mean +0.0004, [-0.0068, +0.0082], narrower on 5 of 10 seeds (seeds 0 to
-2 alone had suggested it did). Nor there with the fully connected layers holding most of the
-weights (adding --set model.init_args.width=0.25 --set data.init_args.image_size=28 --set
-model.init_args.input_size=28: fc6 256 -> 1024, fc7 1024 -> 1024, 1.3M of 1.47M weights; seeds 0
-to 7, 2003 s): mean -0.0005, [-0.0093, +0.0082], narrower on 4 of 8; nor with dropout as the only
-regulariser (adding --set model.init_args.weight_decay=0; seeds 0 to 7, 646 s): mean -0.0022,
-[-0.0058, +0.0010], 3 of 8. Srivastava et al. (2014, Section 7.4, Figure 10) found the same on
-MNIST: on the smallest training sets (100 and 500 examples) dropout gave no improvement, the net
-having enough parameters to fit them despite the noise; the gain came with larger sets.
+Results so far, on this regime and on smaller ones: benchmarks/README.md.
 """
 
 from __future__ import annotations

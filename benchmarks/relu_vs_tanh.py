@@ -19,12 +19,7 @@ seeds; a seed that never gets there counts as ``max-epochs + 1``). The printed r
 epochs over ReLU's at their best rates; the paper's is about 6. Digits are far easier than CIFAR-10,
 so expect a smaller ratio: the point is to measure, not to agree.
 
-Measured (2026-11-27, 2 CPU cores, 451 s, the defaults): ReLU 10/7/5/7 epochs (median of seeds
-0, 1, 2) at learning rates 0.005/0.01/0.02/0.05, tanh 7/5/4/4; best ReLU 5 epochs (lr 0.02), best
-tanh 4 (lr 0.02): tanh / ReLU = 0.80. In this miniature tanh is not slower. Why it differs from
-the paper is not tested here: digits are an easier target than CIFAR-10, and Glorot's scaling keeps
-tanh units near their linear range. The sigmoid twin of configs/alexnet/sigmoid_weakness.yaml,
-whose derivative is at most 1/4, does stall.
+Results so far: benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -39,8 +39,13 @@ def fit(name: str, seed: int, extra: list[str]) -> tuple[float, float, bool]:
     """One fit of ``degradation_<name>``: (final train error, seconds, claim reproduced)."""
     config = ROOT / "configs" / "resnet" / f"degradation_{name}.yaml"
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp), contextlib.redirect_stdout(io.StringIO()):
-        cli = main(["fit", "--config", str(config), *QUIET, "--seed_everything", str(seed), *extra])
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        os.chdir(tmp)  # the run's folders go to the temporary directory
+        try:
+            cli = main(["fit", "--config", str(config), *QUIET, "--seed_everything", str(seed), *extra])
+        finally:
+            os.chdir(here)
     seconds = time.perf_counter() - start
     error = 1.0 - float(cli.trainer.callback_metrics["train_accuracy"])
     return error, seconds, bool(cli.claim_result and cli.claim_result.reproduced)
