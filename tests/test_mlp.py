@@ -329,7 +329,6 @@ def test_momentum_buffers_survive_a_checkpoint() -> None:
 def test_model_info_and_layer_order() -> None:
     model = MLP(input_dim=2, hidden=[16] * 10)
     info = model.model_info()
-    assert info["name"] == "mlp" and info["pattern"] == "numpy" and info["category"] == "foundation" and info["module"] == 1
     assert info["parameter_count"] == (2 * 16 + 16) + 9 * (16 * 16 + 16) + (16 + 1)
     assert [name for name, _ in model.named_parameters()][:4] == ["learned.weight1", "learned.bias1", "learned.weight2", "learned.bias2"]
     assert [name for name, _ in model.named_parameters()][-2:] == ["learned.weight11", "learned.bias11"]
