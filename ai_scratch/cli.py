@@ -42,7 +42,6 @@ import re
 import sys
 import warnings
 import zipfile
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml

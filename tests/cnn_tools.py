@@ -17,10 +17,7 @@ import torch
 from torch import Tensor, nn
 
 
-def quiet_trainer(**kwargs: object) -> L.Trainer:
-    """A real Trainer on the CPU for tiny fits: no logger, checkpoints, progress bar or summary."""
-    settings = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
-    return L.Trainer(**{**settings, **kwargs})
+from conftest import quiet_trainer  # noqa: F401  (shared by the CNN tests through this module)
 
 
 class Recorder(L.LightningModule):

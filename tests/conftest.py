@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,16 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def quiet_trainer(**kwargs: object) -> Any:
+    """A real Trainer on the CPU for tiny fits: no logger, checkpoints, progress bar or model summary
+    unless asked for, a log row at every step."""
+    import lightning as L
+
+    settings = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                    accelerator="cpu", log_every_n_steps=1)  # fmt: skip
+    return L.Trainer(**{**settings, **kwargs})
 
 
 def config(name: str) -> str:

@@ -22,7 +22,7 @@ from ai_scratch.experiment import Claim
 from ai_scratch.foundations.adaline import Adaline, AdalineLearner
 from ai_scratch.foundations.adaline_figures import AdalineVsPerceptron, LeastSquaresConvergence
 from ai_scratch.foundations.perceptron import PerceptronLearner
-from conftest import config
+from conftest import config, quiet_trainer
 from datamodules import ToyDataModule
 from wandb_log import find_runs, read_run
 
@@ -171,8 +171,7 @@ def test_a_lightning_fit_on_real_valued_targets_learns_the_line_and_logs_no_accu
     val = DataLoader(TensorDataset(torch.from_numpy(x_val), torch.from_numpy(d_val)), batch_size=100)
 
     def trainer() -> L.Trainer:
-        return L.Trainer(max_epochs=10, accelerator="cpu", devices=1, logger=CSVLogger(tmp_path), enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+        return quiet_trainer(max_epochs=10, devices=1, logger=CSVLogger(tmp_path))
 
     model = Adaline(input_dim=2, learning_rate=0.01)
     fit = trainer()

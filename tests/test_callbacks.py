@@ -35,6 +35,7 @@ from callbacks import (
     default_figures,
 )
 from callbacks import wandb_helpers
+from conftest import quiet_trainer
 from wandb_log import find_runs, read_run
 
 
@@ -108,16 +109,8 @@ def image_loaders() -> tuple[DataLoader, DataLoader]:
 
 
 def trainer(root: Path, logger: Any, callbacks: list[Any], max_epochs: int = 4, **settings: Any) -> L.Trainer:
-    return L.Trainer(
-        default_root_dir=root,
-        logger=logger,
-        callbacks=callbacks,
-        max_epochs=max_epochs,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        **settings,
-    )
+    return quiet_trainer(default_root_dir=root, logger=logger, callbacks=callbacks, max_epochs=max_epochs,
+                         **{"enable_checkpointing": True, **settings})  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import callbacks
 from callbacks import wandb_helpers
+from conftest import quiet_trainer
 from wandb_log import find_runs, read_run
 
 VOCABULARY, SEQUENCE = 50, 12
@@ -77,16 +78,14 @@ def test_every_exported_callback_on_a_lightning_demo_module(
     assert set(callbacks.__all__) >= {type(c).__name__ for c in every_exported_callback()}
     wandb_helpers._said.clear()
     figures = [c for c in every_exported_callback()]
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         default_root_dir=wandb_offline.parent,
         logger=WandbLogger(project="demos", save_dir=str(wandb_offline)),
         callbacks=[*figures, ModelCheckpoint(monitor=None)],
+        enable_checkpointing=True,
         max_epochs=2,
         limit_train_batches=4,
         limit_val_batches=2,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
     )
     with caplog.at_level(logging.INFO):
         trainer.fit(module(), **loaders())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import yaml
@@ -12,7 +11,7 @@ import yaml
 from ai_scratch.cli import main
 from ai_scratch.experiment import Claim
 from ai_scratch.foundations.perceptron import Perceptron, PerceptronLearner
-from conftest import config
+from conftest import config, quiet_trainer
 from datamodules import ToyDataModule
 
 EXPERIMENTS = ["perceptron/linear_strength", "perceptron/iris_strength", "perceptron/xor_weakness", "perceptron/circles_weakness"]
@@ -119,8 +118,7 @@ def test_a_fit_draws_the_figures_that_apply_to_a_threshold_unit(tmp_path: Path) 
     """Its figures: learning curves, confusion matrix and its line; no gradient flow (the rule has no
     gradient) and no filters (it has no convolution)."""
     model = Perceptron(input_dim=2)
-    trainer = L.Trainer(max_epochs=3, callbacks=model.figures(), default_root_dir=tmp_path, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = quiet_trainer(max_epochs=3, callbacks=model.figures(), default_root_dir=tmp_path)
     trainer.fit(model, datamodule=ToyDataModule(dataset="blobs", n_samples=200))
     assert {path.stem for path in (tmp_path / "figures").glob("*.png")} == {"learning_curves", "confusion_matrix", "decision_boundary"}
 

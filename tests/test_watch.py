@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from callbacks import WandbWatch
 from callbacks import wandb_helpers
 from callbacks.watch import histograms
+from conftest import quiet_trainer
 from wandb_log import find_runs, read_run
 
 
@@ -57,8 +58,7 @@ def fit(root: Path, watch: WandbWatch, batches: int, module: type[L.LightningMod
     run's log read back."""
     torch.manual_seed(0)
     logger = WandbLogger(project="watch-test", save_dir=str(root))
-    trainer = L.Trainer(default_root_dir=root, logger=logger, callbacks=[watch], max_epochs=1, log_every_n_steps=1,
-                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False, **settings)  # fmt: skip
+    trainer = quiet_trainer(default_root_dir=root, logger=logger, callbacks=[watch], max_epochs=1, **settings)
     trainer.fit((module or StepLogger)(), loader(batches))
     logger.experiment.finish()
     (run_file,) = find_runs(root)
@@ -143,8 +143,7 @@ def test_gradient_histograms_are_unscaled_under_16_bit_mixed_precision(wandb_off
 
 def test_no_wandb_logger_warns_once_and_logs_nothing(tmp_path: Path) -> None:
     watch = WandbWatch()
-    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, callbacks=[watch], max_epochs=1,
-                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)  # fmt: skip
+    trainer = quiet_trainer(default_root_dir=tmp_path, callbacks=[watch], max_epochs=1)
     with pytest.warns(UserWarning, match="WandbWatch: the Trainer has no WandbLogger"):
         trainer.fit(StepLogger(), loader(2))
     assert watch._run is None
