@@ -233,8 +233,14 @@ class AIScratchCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         try:
             super().instantiate_classes()
-        except (TrackingError, ValueError, FileNotFoundError) as error:
-            # a model's or datamodule's check of its arguments, a missing data file: bad input
+        except (ValueError, FileNotFoundError) as error:
+            # jsonargparse wraps what a class raises: a model's or datamodule's check of its arguments
+            # or a missing data file is bad input, said in one line; anything else is a bug, shown as itself
+            cause = error
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            if not isinstance(cause, (ValueError, FileNotFoundError)):
+                raise cause from None
             raise ConfigurationError(str(error) if isinstance(error, ConfigurationError) else one_line(str(error))) from error
         if isinstance(self.model, NumPyModel) and section(self.config_init).get("optimizer"):
             raise ConfigurationError(f"{type(self.model).__name__} learns by its own NumPy rule; --optimizer does not apply to it")

@@ -49,3 +49,11 @@ class StartWhenTold(Callback):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"StartWhenTold: {self.go} did not appear within {self.timeout:.0f} s")
             time.sleep(0.02)
+
+
+class BuggyModel(L.LightningModule):
+    """A model whose construction has a bug: its TypeError is not bad input, and must show as itself."""
+
+    def __init__(self, input_dim: int = 2, learning_rate: float = 1.0) -> None:
+        super().__init__()
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str' (a bug in the model)")

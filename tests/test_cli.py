@@ -244,3 +244,11 @@ def test_the_console_imports_wandb_first_only_when_the_command_tracks(workdir: P
     tracked = subprocess.run([sys.executable, "-c", probe, "fit", "--wandb"], env=subprocess_env(workdir), capture_output=True, text=True)
     untracked = subprocess.run([sys.executable, "-c", probe, "fit"], env=subprocess_env(workdir), capture_output=True, text=True)
     assert tracked.stdout.split() == ["True", "False"] and untracked.stdout.split() == ["False", "False"]
+
+
+def test_a_bug_in_a_model_is_its_own_traceback_not_a_one_line_usage_error(workdir: Path) -> None:
+    """Bad input is one line; a model's own TypeError is a bug, shown with its traceback."""
+    result = run_cli(["fit", "--config", XOR, "--model", "probes.BuggyModel", *QUIET], workdir)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "TypeError: unsupported operand type(s) for +: 'int' and 'str'" in result.stderr
+    assert "ai-scratch: error" not in result.stderr
