@@ -31,6 +31,7 @@ from callbacks.plots import (
     new_figure,
     save_figure,
 )
+from callbacks.plots.convolutions import mosaic
 
 PACKAGE = Path(__file__).resolve().parents[1] / "callbacks" / "plots"
 
@@ -567,32 +568,69 @@ def test_log_y_labels_at_least_two_decades() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# conv_filters
+# mosaic, conv_filters
 # --------------------------------------------------------------------------------------------
 
 
+def tiles_of(image: np.ndarray) -> list[list[np.ndarray]]:
+    """The tiles of a mosaic, row by row: the blocks between its rows and columns of blank pixels
+    (NaN, or alpha 0 for colours)."""
+    filled = image[..., 3] > 0 if image.ndim == 3 else ~np.isnan(image)
+
+    def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+        edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
+        return list(zip(edges[::2], edges[1::2]))
+
+    rows = [[image[r0:r1, c0:c1] for c0, c1 in runs(filled.any(axis=0)) if filled[r0:r1, c0:c1].all()]
+            for r0, r1 in runs(filled.any(axis=1))]
+    return [row for row in rows if row]
+
+
+def test_mosaic_lays_tiles_out_in_rows_with_blank_gaps() -> None:
+    tiles = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
+    image, corners = mosaic(tiles, cols=2, gap=1, label_gap=2)
+    assert image.shape == (2 + 3 * 2 + 2 * 2, 2 * 3 + 1)  # three rows of two, room above each
+    assert corners.tolist() == [[2, 0], [2, 4], [6, 0], [6, 4], [10, 0]]
+    rows = tiles_of(image)
+    assert [len(row) for row in rows] == [2, 2, 1]  # the last row short, its place blank
+    assert all(np.array_equal(tile, tiles[i]) for i, tile in enumerate(sum(rows, [])))
+    rgb, _ = mosaic(np.ones((3, 2, 2, 3)), cols=3)
+    assert rgb.shape == (2, 8, 4) and rgb[:, 2, 3].max() == 0 and rgb[0, 0, 3] == 1  # alpha: blank gaps
+
+
 def test_conv_filters_rgb() -> None:
-    fig = conv_filters(oriented_filters(96, 3, 11), title="AlexNet conv1")  # 96 filters of 3x11x11
+    weight = oriented_filters(96, 3, 11)  # AlexNet conv1: 96 filters of 3x11x11
+    fig = conv_filters(weight, title="AlexNet conv1")
     assert fig.get_suptitle() == "AlexNet conv1"
-    assert len(fig.axes) == 64  # the first 64 filters, no colour bar
-    assert panel_titles(fig) == [f"#{i}" for i in range(64)]
+    [ax] = fig.axes  # one image of the first 64 filters, no colour bar
+    assert [t.get_text() for t in ax.texts] == [f"#{i}" for i in range(64)]
     assert fig.get_supxlabel().startswith("the first 64 of 96 filters, 11×11; RGB")
-    for ax in fig.axes:
-        assert ax.images[0].get_array().shape == (11, 11, 3)
-        assert ax.get_xticks().size == 0 and ax.get_yticks().size == 0
+    assert ax.get_xticks().size == 0 and ax.get_yticks().size == 0
+    rows = tiles_of(ax.images[0].get_array())
+    assert [len(row) for row in rows] == [8] * 8
+    for i, tile in enumerate(sum(rows, [])):  # each filter its own colours, min-max scaled
+        block = tile.shape[0] // 11
+        rgb = tile[::block, ::block, :3]
+        assert rgb.min() == 0 and rgb.max() == 1
+        assert np.corrcoef(rgb.ravel(), weight[i].transpose(1, 2, 0).ravel())[0, 1] > 0.999
 
 
 @pytest.mark.parametrize("in_channels", [1, 6])
 def test_conv_filters_single_and_many_channels(in_channels: int) -> None:
-    fig = conv_filters(oriented_filters(6, in_channels, 5))  # LeNet C1 is 6 filters of 1x5x5
-    *filters, bar = fig.axes
-    assert len(filters) == 6 and bar.get_ylabel() == "weight"
-    limits = {ax.images[0].get_clim() for ax in filters}
-    assert len(limits) == 1  # one colour scale for all filters...
-    vmin, vmax = limits.pop()
+    weight = oriented_filters(6, in_channels, 5)  # LeNet C1 is 6 filters of 1x5x5
+    weight[4] = 0.0  # a dead filter: white, like the gaps, so it is framed
+    ax, bar = conv_filters(weight).axes
+    assert bar.get_ylabel() == "weight"
+    image = ax.images[0]
+    vmin, vmax = image.get_clim()  # one colour scale for all filters...
     assert vmin == pytest.approx(-vmax)  # ...symmetric around 0
-    assert filters[0].images[0].get_cmap().name == "RdBu_r"
-    assert ("mean over its 6 input channels" in fig.get_supxlabel()) == (in_channels == 6)
+    assert image.get_cmap().name == "RdBu_r"
+    tiles = sum(tiles_of(image.get_array().filled(np.nan)), [])
+    assert len(tiles) == 6 and len(ax.collections[0].get_paths()) == 6  # a frame per filter
+    block = tiles[0].shape[0] // 5
+    for tile, w in zip(tiles, weight):  # the mean over the input channels
+        assert np.allclose(tile[::block, ::block], w.mean(axis=0))
+    assert ("mean over its 6 input channels" in ax.figure.get_supxlabel()) == (in_channels == 6)
 
 
 def test_conv_filters_rejects_bad_shapes() -> None:
@@ -611,18 +649,23 @@ def row_labels(fig: Figure) -> list[str]:
     return [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
 
 
+def maps_of(ax) -> list[list[np.ndarray]]:
+    return tiles_of(ax.images[0].get_array().filled(np.nan))
+
+
 def test_feature_maps_lenet() -> None:
     image, maps = lenet_maps()
     fig = feature_maps(image, maps, title="LeNet-5 feature maps", max_maps=8)
     assert fig.get_suptitle() == "LeNet-5 feature maps"
     assert row_labels(fig) == ["input  1×32×32", "C1  6×28×28", "S2  6×14×14",
                                "C3  16×10×10\n(first 8 of 16)", "C5  120"]
-    assert len(fig.axes) == 1 + 6 + 6 + 8 + 1  # the input, one panel per map, one strip
+    _, c1, s2, c3, c5 = fig.axes  # the input, a panel per layer
     assert all(ax.get_xticks().size == 0 and ax.get_yticks().size == 0 for ax in fig.axes)
+    assert [[len(row) for row in maps_of(ax)] for ax in (c1, s2, c3)] == [[6], [6], [8]]
     # Each map scaled to its own 0..1; the dead channel stays dark.
-    dead = fig.axes[1 + 6 + 6 + 3].images[0].get_array()
-    assert np.all(dead == 0)
-    assert all(ax.images[0].get_array().max() == 1 for ax in fig.axes[1:13])
+    assert all(tile.max() == 1 for ax in (c1, s2) for tile in maps_of(ax)[0])
+    assert np.all(maps_of(c3)[0][3] == 0)
+    assert c5.images[0].get_array().shape == (1, 120)
     assert "strongest activation" in fig.get_supxlabel()
 
 
@@ -630,12 +673,17 @@ def test_feature_maps_line_up_in_columns_and_wrap_long_layers() -> None:
     image, maps = lenet_maps()
     fig = feature_maps(image, maps, per_row=4)  # C3's 16 maps on 4 rows of 4
     FigureCanvasAgg(fig).draw()
-    c3 = fig.axes[1 + 6 + 6:1 + 6 + 6 + 16]
-    lefts = sorted({round(ax.get_position().x0, 3) for ax in c3})
-    tops = sorted({round(ax.get_position().y1, 3) for ax in c3})
-    assert len(lefts) == 4 and len(tops) == 4
-    c1_lefts = {round(ax.get_position().x0, 3) for ax in fig.axes[1:5]}
-    assert c1_lefts == set(lefts)  # C1's first row in the same columns as C3's
+    source, c1, s2, c3, _ = fig.axes
+    assert [len(row) for row in maps_of(c3)] == [4, 4, 4, 4]
+    assert [len(row) for row in maps_of(c1)] == [4, 2]
+    # Every map the same size on screen, in the same columns: panels of one width, mosaics of
+    # one width in pixels, tiles of one size (C3's 10x10 maps in bigger pixels than C1's 28x28).
+    assert len({(round(ax.get_position().x0, 3), round(ax.get_position().x1, 3)) for ax in (source, c1, s2, c3)}) == 1
+    assert len({ax.images[0].get_array().shape[1] for ax in (c1, s2, c3)}) == 1
+    tile = maps_of(c1)[0][0].shape
+    assert {t.shape for ax in (c1, s2, c3) for row in maps_of(ax) for t in row} == {tile}
+    left, right, _, _ = source.images[0].get_extent()
+    assert right - left == tile[1]  # the input drawn the size of one map
 
 
 def test_feature_maps_rgb_input() -> None:

@@ -1,4 +1,8 @@
-"""What a convolutional network has learned: its first filters, and the maps its layers compute."""
+"""What a convolutional network has learned: its first filters, and the maps its layers compute.
+
+Each figure draws many small images as one mosaic per panel (:func:`mosaic`): one image with
+blank pixels between the tiles, rather than one panel per tile.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+from matplotlib.collections import PatchCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from callbacks.plots.style import (
     LABEL_SIZE,
@@ -18,6 +24,42 @@ from callbacks.plots.style import (
 )
 
 
+def mosaic(tiles: np.ndarray, cols: int, gap: int = 1, label_gap: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Lay out ``tiles`` as one image, ``cols`` to a row, with blank pixels between them.
+
+    Args:
+        tiles: ``(n, h, w)`` values, or ``(n, h, w, 3)`` RGB colours.
+        cols: tiles per row; the image is always ``cols`` tiles wide (a short last row, or
+            fewer than ``cols`` tiles, leaves blanks on the right).
+        gap: blank pixels between neighbouring tiles.
+        label_gap: blank pixels above every row of tiles (the first included), room for labels.
+
+    Returns:
+        The image, and the (row, column) of each tile's top-left pixel. Blank pixels are NaN,
+        which ``imshow`` leaves transparent; an RGB mosaic gets an alpha channel instead
+        (RGBA, 0 in the blanks).
+    """
+    n, h, w = tiles.shape[:3]
+    rows = math.ceil(n / cols)
+    step_y, step_x = h + max(gap, label_gap), w + gap
+    out = np.full((label_gap + rows * step_y - (step_y - h), cols * step_x - gap, *tiles.shape[3:]), np.nan)
+    corners = np.array([(label_gap + (i // cols) * step_y, (i % cols) * step_x) for i in range(n)])
+    for (y, x), tile in zip(corners, tiles):
+        out[y:y + h, x:x + w] = tile
+    if out.ndim == 3:  # colours: the blanks transparent through an alpha channel
+        blank = np.isnan(out[..., :1])
+        out = np.concatenate([np.nan_to_num(out), (~blank).astype(float)], axis=-1)
+    return out, corners
+
+
+def _blocks(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Tiles ``(n, h, w)`` (or ``(n, h, w, 3)``) enlarged to ``(n, height, width)``, each value
+    a block of pixels (nearest neighbour)."""
+    rows = np.arange(height) * maps.shape[1] // height
+    cols = np.arange(width) * maps.shape[2] // width
+    return maps[:, rows[:, None], cols]
+
+
 def _scale_each(tiles: np.ndarray) -> np.ndarray:
     """Min-max scale every tile (first axis) to [0, 1] on its own; a constant tile becomes 0."""
     axes = tuple(range(1, tiles.ndim))
@@ -26,13 +68,18 @@ def _scale_each(tiles: np.ndarray) -> np.ndarray:
     return np.divide(tiles - lo, hi - lo, out=np.zeros_like(tiles), where=hi > lo)
 
 
+def _frame(ax, corners: np.ndarray, h: float, w: float) -> None:
+    """Thin grey frames round the ``h`` x ``w`` pixel tiles at ``corners`` (row, column), one artist."""
+    ax.add_collection(PatchCollection([Rectangle((x - 0.5, y - 0.5), w, h) for y, x in corners],
+                                      facecolor="none", edgecolor="0.35", linewidth=0.6,
+                                      clip_on=False))  # a frame on the image's edge is drawn whole
+
+
 def _bare(ax) -> None:
-    """An image panel: no ticks; thin grey spines frame the image."""
+    """An image panel: no ticks, no frame (its label, if any, stays)."""
     ax.set_xticks([])
     ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_color("0.35")
-        spine.set_linewidth(0.6)
+    ax.spines[:].set_visible(False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -56,7 +103,8 @@ def conv_filters(weight: np.ndarray, title: str = "First-layer filters",
     With 3 input channels each filter is an RGB image, min-max scaled on its own (so that the
     colour a filter responds to is visible). Otherwise the filter (averaged over input channels
     when there are several) is drawn blue (negative) to red (positive), with one colour scale
-    symmetric around 0 shared by all filters. The note under the figure says which.
+    symmetric around 0 shared by all filters. The note under the figure says which. The filters
+    form one image, each framed in grey and numbered ``#i`` above.
     """
     w = np.asarray(weight, dtype=float)
     if w.ndim == 3:  # (out, kh, kw): a single input channel
@@ -80,21 +128,27 @@ def conv_filters(weight: np.ndarray, title: str = "First-layer filters",
             how += f"; each the mean over its {in_ch} input channels"
 
     cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
     tile_in = float(np.clip(7.5 / cols, 0.55, 1.3))  # inches per filter
-    # Each filter with its "#i" above it, a colour bar on the right, the title and the note.
-    fig = new_image_figure(max(cols * (tile_in + 0.1) + (0.3 if rgb else 1.3), 5.5),
-                           rows * (tile_in + 0.3) + 0.8)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for i, ax in enumerate(axes):
-        if i >= n:
-            ax.remove()  # the grid's unused places
-            continue
-        image = ax.imshow(tiles[i], interpolation="nearest", **shade)
-        ax.set_title(f"#{i}", fontsize=TICK_SIZE - (1 if tile_in < 0.8 else 0), pad=2)
-        _bare(ax)
+    font = TICK_SIZE - (1 if tile_in < 0.8 else 0)
+    # Each weight a block of pixels, so that the blanks can be a tenth of a filter between
+    # filters (and above each row, room for "#i") even for a 3x3 kernel.
+    block = math.ceil(20 / max(kh, kw))
+    th, tw = kh * block, kw * block  # a tile's pixels
+    inch = tile_in / max(th, tw)  # inches per pixel of the mosaic
+    image, corners = mosaic(_blocks(tiles, th, tw), cols, gap=max(1, round(max(th, tw) / 10)),
+                            label_gap=math.ceil((font + 8) / 72 / inch))
+    height, width = image.shape[:2]
+    fig = new_image_figure(max(width * inch + (0.3 if rgb else 1.3), 5.5), height * inch + 0.9)
+    ax = fig.add_subplot()
+    drawn = ax.imshow(image, interpolation="nearest", **shade)
+    # A grey frame round each filter: a filter of near-zero weights is as white as the blanks.
+    _frame(ax, corners, th, tw)
+    for i, (y, x) in enumerate(corners):
+        ax.annotate(f"#{i}", (x + (tw - 1) / 2, y - 0.5), xytext=(0, 1.5), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=font)
+    _bare(ax)
     if not rgb:
-        bar = fig.colorbar(image, ax=axes[:n].tolist(), shrink=0.8)
+        bar = fig.colorbar(drawn, ax=ax, shrink=0.8, pad=0.03)
         bar.set_label("weight", fontsize=LABEL_SIZE)
         bar.ax.tick_params(labelsize=TICK_SIZE)
 
@@ -116,16 +170,14 @@ def _display_input(img: np.ndarray) -> tuple[np.ndarray, dict]:
         if rgb.min() < 0 or rgb.max() > 1:  # a normalised input: rescaled for display only
             rgb = (rgb - rgb.min()) / ((rgb.max() - rgb.min()) or 1.0)
         return rgb, {}
-    return img[0], {"cmap": "gray"}
+    grey = {"cmap": "gray"}
+    if img.min() >= 0 and img.max() <= 1:  # intensities: 0 black, 1 white, whatever the image
+        grey.update(vmin=0.0, vmax=1.0)
+    return img[0], grey
 
 
 def _shape(a: np.ndarray) -> str:
     return "×".join(map(str, a.shape))
-
-
-def _row_label(ax, text: str) -> None:
-    """The name of the layer a row of maps belongs to, horizontal, left of the row."""
-    ax.set_ylabel(text, rotation=0, ha="right", va="center", fontsize=LABEL_SIZE, labelpad=10)
 
 
 def feature_maps(image: np.ndarray, maps: Mapping[str, np.ndarray],
@@ -148,10 +200,11 @@ def feature_maps(image: np.ndarray, maps: Mapping[str, np.ndarray],
         ValueError: ``image`` is not ``(C, H, W)`` with ``C`` 1 or 3, or a map is empty or
             has more than 3 dimensions.
 
-    One row of panels per layer (more when it wraps), labelled on the left with the layer's
-    name and shape. Each map is min-max scaled on its own (bright = strongest activation in
-    that channel); an all-dark map is a channel that did not fire for this image. Every map is
-    drawn at the same size, so a layer's lower resolution shows as bigger pixels.
+    One panel per layer, labelled on the left with the layer's name and shape: its maps side by
+    side, ``per_row`` to a row, as one image. Each map is min-max scaled on its own (bright =
+    strongest activation in that channel); an all-dark map is a channel that did not fire for
+    this image. Every map is drawn at the same size and the maps of all layers line up in
+    columns, so a layer's lower resolution shows as bigger pixels.
     """
     img = np.nan_to_num(np.asarray(image, dtype=float))
     if img.ndim == 2:
@@ -167,56 +220,57 @@ def feature_maps(image: np.ndarray, maps: Mapping[str, np.ndarray],
             raise ValueError(f"maps[{name!r}] must be (C, H, W), got shape {a.shape}")
         layers.append((str(name), a))
 
-    # One grid for the whole figure, so that the maps of every layer line up in columns. Each
-    # layer takes a block of rows: ceil(maps / per_row) rows of maps, or one row for a strip
-    # (1-D) or a heat map (2-D) across all columns. Thin empty rows separate the layers.
-    per_row = max(1, per_row)
+    per_row, max_maps = max(1, per_row), max(1, max_maps)
     # As many columns as the widest row of maps (a full row when there are none to go by).
     cols = max([min(a.shape[0], max_maps, per_row) for _, a in layers if a.ndim == 3],
                default=per_row)
-    heights = [float(np.clip(img.shape[1] / img.shape[2], 0.25, 4.0))]  # the input, as a map
-    blocks = []  # (first grid row, row label, activations)
+    # Every map becomes a tile of the same width in pixels: a whole number of pixels per value
+    # of the largest maps, and a few times more per value of the smaller ones.
+    side = max([max(a.shape[1:]) for _, a in layers if a.ndim == 3], default=1)
+    tile = side * math.ceil(96 / side)
+    gap = tile // 10
+
+    # Each panel's height in tiles (the input's: one tile), then the panels.
+    heights = [float(np.clip(img.shape[1] / img.shape[2], 0.25, 4.0))]
+    panels = []  # (row label, image, imshow's keywords)
+    shade = {"cmap": cmap, "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
     for name, a in layers:
-        heights.append(0.3)  # the gap above the layer
         label = f"{name}  {_shape(a)}"
         if a.ndim == 3:
             n = min(a.shape[0], max_maps)
             if n < a.shape[0]:
                 label += f"\n(first {n} of {a.shape[0]})"
-            rows = [float(np.clip(a.shape[1] / a.shape[2], 0.25, 4.0))] * math.ceil(n / per_row)
-        elif a.ndim == 2:  # as wide as the grid, as high as its shape asks (within reason)
-            rows = [float(np.clip(cols * a.shape[0] / a.shape[1], 0.5, 3.0))]
-        else:
-            rows = [0.4]
-        blocks.append((len(heights), label, a))
-        heights += rows
+            tile_h = round(tile * float(np.clip(a.shape[1] / a.shape[2], 0.25, 4.0)))
+            shown, _ = mosaic(_blocks(_scale_each(a[:n]), tile_h, tile), cols, gap)
+            heights.append(shown.shape[0] / tile)
+            panels.append((label, shown, shade))
+        else:  # one strip or heat map across the panel, as high as its shape asks (within reason)
+            shown = _scale_each(np.atleast_2d(a)[None])[0]
+            heights.append(float(np.clip(cols * a.shape[0] / a.shape[1], 0.5, 3.0)) if a.ndim == 2 else 0.4)
+            panels.append((label, shown, {**shade, "aspect": "auto"}))
 
     # Inches per map: about 7 inches of maps across, shrunk for a deep network so that the
     # figure stays under about 14 inches high; wide enough for the title.
     cell = float(min(np.clip(7.0 / cols, 0.45, 1.1), 12.0 / sum(heights)))
-    fig = new_image_figure(max(cols * cell + 2.2, 6.5), sum(heights) * cell + 1.3)
-    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
+    fig = new_image_figure(max((cols + (cols - 1) * gap / tile) * cell + 2.2, 6.5),
+                           sum(heights) * cell + 0.2 * len(panels) + 1.3)
+    axes = fig.subplots(len(heights), 1, squeeze=False, height_ratios=heights)[:, 0]
+    fig.get_layout_engine().set(h_pad=0.1)  # between layers: more space than between rows of maps
 
+    def row(ax, label: str) -> None:  # a panel: its label on the left, no ticks, no frame
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=LABEL_SIZE, labelpad=10)
+        _bare(ax)
+
+    # The input drawn as one more map, at the left of a panel as wide as the others.
     rgb, kwargs = _display_input(img)
-    ax = fig.add_subplot(grid[0, 0])
-    ax.imshow(rgb, interpolation="nearest", **kwargs)
-    _row_label(ax, f"input  {_shape(img)}")
-    _bare(ax)
-
-    shade = {"cmap": cmap, "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
-    for first, label, a in blocks:
-        if a.ndim < 3:  # one strip or heat map across the row
-            ax = fig.add_subplot(grid[first, :])
-            ax.imshow(_scale_each(np.atleast_2d(a)[None])[0], aspect="auto", **shade)
-            _row_label(ax, label)
-            _bare(ax)
-            continue
-        for i, channel in enumerate(_scale_each(a[:max_maps])):
-            ax = fig.add_subplot(grid[first + i // per_row, i % per_row])
-            ax.imshow(channel, **shade)
-            if i == 0:
-                _row_label(ax, label)
-            _bare(ax)
+    axes[0].imshow(rgb, interpolation="nearest", extent=(-0.5, tile - 0.5, heights[0] * tile - 0.5, -0.5),
+                   **kwargs)
+    axes[0].set_xlim(-0.5, cols * tile + (cols - 1) * gap - 0.5)
+    _frame(axes[0], [(0, 0)], heights[0] * tile, tile)  # a blank input stays visible
+    row(axes[0], f"input  {_shape(img)}")
+    for ax, (label, shown, kwargs) in zip(axes[1:], panels):
+        ax.imshow(shown, **kwargs)
+        row(ax, label)
 
     add_note(fig, ["each map is scaled to its own min–max: bright = the strongest activation of "
                    "that channel,", "all dark = a channel silent for this image"])
