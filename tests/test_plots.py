@@ -678,7 +678,8 @@ def test_feature_maps_line_up_in_columns_and_wrap_long_layers() -> None:
     assert [len(row) for row in maps_of(c1)] == [4, 2]
     # Every map the same size on screen, in the same columns: panels of one width, mosaics of
     # one width in pixels, tiles of one size (C3's 10x10 maps in bigger pixels than C1's 28x28).
-    assert len({(round(ax.get_position().x0, 3), round(ax.get_position().x1, 3)) for ax in (source, c1, s2, c3)}) == 1
+    panels = {(round(ax.get_position().x0, 3), round(ax.get_position().x1, 3)) for ax in (source, c1, s2, c3)}
+    assert len(panels) == 1
     assert len({ax.images[0].get_array().shape[1] for ax in (c1, s2, c3)}) == 1
     tile = maps_of(c1)[0][0].shape
     assert {t.shape for ax in (c1, s2, c3) for row in maps_of(ax) for t in row} == {tile}
