@@ -18,7 +18,9 @@ tracked time over the same repeat's untracked time) cancels the slow drifts of a
 The script prints:
 
 1. the overhead from wandb (the planning document's bar: under 5%): the median paired ratio
-   tracked / untracked at the full length, with a bootstrap 90% interval;
+   tracked / untracked at the full length, with a bootstrap 90% interval; and the same in CPU
+   seconds (user and system, of the fit's process and the children it waited for, wandb's service
+   among them), which a busy shared machine disturbs less than the wall clock;
 2. what a longer fit pays: the tracked and untracked fits also run at a short length, and with
    overhead(E) = t_tracked(E) - t_untracked(E) at the two lengths, the fixed cost of a tracked run
    (its start and finish) is the intercept in seconds, and the per-epoch cost is the ratio of the
@@ -37,6 +39,7 @@ import importlib
 import importlib.metadata
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -84,14 +87,20 @@ def bare_fit(epochs: int) -> None:
     trainer.fit(model, datamodule=data)
 
 
-def timed(variant: str, epochs: int, workdir: Path, env: dict[str, str]) -> float:
-    """Seconds from the launch of one fresh fit process to its exit."""
-    start = time.perf_counter()
+def cpu_seconds_of_children() -> float:
+    """User and system CPU seconds of every child process that has ended (wandb's service included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(variant: str, epochs: int, workdir: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from the launch of one fresh fit process to its exit, and the CPU seconds it used."""
+    cpu, start = cpu_seconds_of_children(), time.perf_counter()
     result = subprocess.run(command(variant, epochs), cwd=workdir, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds_of_children() - cpu
     if result.returncode != 0:
         sys.exit(f"{variant} fit ({epochs} epochs) failed with status {result.returncode}:\n{result.stderr[-3000:]}")
-    return seconds
+    return seconds, cpu
 
 
 def n_epochs(count: int) -> str:
@@ -104,15 +113,19 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(values), low, high
 
 
-def report(times: dict[tuple[str, int], list[float]], epochs: int, short: int | None) -> list[str]:
-    """The three results as a Markdown table, from each (variant, epochs)'s times in repeat order."""
+def report(times: dict[tuple[str, int], list[float]], cpu: dict[tuple[str, int], list[float]], epochs: int, short: int | None) -> list[str]:
+    """The three results as a Markdown table, from each (variant, epochs)'s wall-clock and CPU
+    seconds in repeat order."""
     tracked, untracked, bare = (times[name, epochs] for name in ("tracked", "untracked", "bare"))
+    cpu_overhead = interval([t / u - 1 for t, u in zip(cpu["tracked", epochs], cpu["untracked", epochs], strict=True)])
     overhead = interval([t / u - 1 for t, u in zip(tracked, untracked, strict=True)])
     over_bare = interval([u / b for u, b in zip(untracked, bare, strict=True)])
     under = "yes" if overhead[2] < BAR else ("no" if overhead[1] >= BAR else "not clear (the interval spans it)")
     rows = [
         f"| (1) overhead from wandb: tracked / untracked, {n_epochs(epochs)} | {100 * overhead[0]:+.1f}% "
         f"| [{100 * overhead[1]:+.1f}%, {100 * overhead[2]:+.1f}%] |",
+        f"| (1) the same in CPU seconds (the fit's process and its children, wandb's service among them) "
+        f"| {100 * cpu_overhead[0]:+.1f}% | [{100 * cpu_overhead[1]:+.1f}%, {100 * cpu_overhead[2]:+.1f}%] |",
     ]
     if short is not None:
         # overhead(E) = fixed + slope * E, through the two lengths of each repeat
@@ -176,15 +189,17 @@ def main(argv: list[str] | None = None) -> None:
         print("warm-up: one tracked 1-epoch fit (not timed)", flush=True)
         timed("tracked", 1, workdir, env)
         times: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
+        cpu: dict[tuple[str, int], list[float]] = {run: [] for run in runs}
         for repeat in range(options.repeats):
             for variant, length in runs if repeat % 2 == 0 else runs[::-1]:
-                seconds = timed(variant, length, workdir, env)
+                seconds, cpu_seconds = timed(variant, length, workdir, env)
                 times[variant, length].append(seconds)
-                print(f"repeat {repeat + 1}: {variant:<9} {n_epochs(length):>10} {seconds:7.2f} s", flush=True)
+                cpu[variant, length].append(cpu_seconds)
+                print(f"repeat {repeat + 1}: {variant:<9} {n_epochs(length):>10} {seconds:7.2f} s, CPU {cpu_seconds:7.2f} s", flush=True)
 
     print(f"\n`python benchmarks/tracking_overhead.py --repeats {options.repeats} --epochs {epochs} --short-epochs {options.short_epochs}`")
     print("(LeNet-5, configs/lenet5/mnist.yaml; every fit a fresh process)\n")
-    print("\n".join(report(times, epochs, short)))
+    print("\n".join(report(times, cpu, epochs, short)))
     if short is None:
         print(f"(2) needs --short-epochs below --epochs ({epochs}); not measured")
     print(f"\n{versions()}")
