@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def wandb_offline(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def wandb_offline(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Real wandb, offline, everything it writes under the temp dir; returns WANDB_DIR."""
     wandb_dir = workdir / "wandb_root"
     wandb_dir.mkdir()
@@ -65,7 +66,11 @@ def wandb_offline(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     }.items():
         monkeypatch.setenv(variable, value)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    return wandb_dir
+    # wandb reads the environment into process-wide settings once: free them, so that this test's
+    # offline mode and folders apply and not those of an earlier test in the same worker
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
+    yield wandb_dir
 
 
 def subprocess_env(workdir: Path, **extra: str) -> dict[str, str]:
