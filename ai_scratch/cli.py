@@ -417,17 +417,15 @@ def resolve_config_names(args: list[str]) -> list[str]:
     the path of the experiment config that ships with the package, where ``NAME`` is no file here."""
     resolved = list(args)
     for i, arg in enumerate(resolved):
-        option, value = (arg, resolved[i + 1] if i + 1 < len(resolved) else None) if arg in ("--config", "-c") else (None, None)
         if arg.startswith("--config="):
-            option, value = "--config=", arg.split("=", 1)[1]
-        if value is None or os.path.isfile(value):
+            index, prefix, value = i, "--config=", arg.split("=", 1)[1]
+        elif arg in ("--config", "-c") and i + 1 < len(resolved):
+            index, prefix, value = i + 1, "", resolved[i + 1]
+        else:
             continue
-        found = find_config(value)
+        found = None if os.path.isfile(value) else find_config(value)
         if found is not None:
-            if option == "--config=":
-                resolved[i] = f"--config={found}"
-            else:
-                resolved[i + 1] = str(found)
+            resolved[index] = f"{prefix}{found}"
     return resolved
 
 

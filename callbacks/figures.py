@@ -118,18 +118,18 @@ class FigureCallback(Callback, ABC):
             drawn = self.draw(data, trainer, pl_module)
             figures = drawn if isinstance(drawn, dict) else {self.name: drawn} if drawn is not None else {}
             directory = self.directory or Path(trainer.default_root_dir) / "figures"
-            paths = [plots.save_figure(figure, directory / f"{name}{suffix}.png") for name, figure in figures.items()]
+            written = {name: plots.save_figure(figure, directory / f"{name}{suffix}.png") for name, figure in figures.items()}
         except Exception as error:  # noqa: BLE001  (a figure is a by-product: the fit goes on)
             warn_once(f"{type(self).__name__}: the figure could not be drawn: {type(error).__name__}: {error}")
             return []
-        self.saved.extend(paths)
-        logger = wandb_logger(trainer) if self.log_to_wandb and paths and wandb_installed() else None
+        self.saved.extend(written.values())
+        logger = wandb_logger(trainer) if self.log_to_wandb and written and wandb_installed() else None
         if logger is not None and not run_is_disabled(logger.experiment):
             import wandb
 
-            for path in paths:
-                logger.log_metrics({f"figures/{path.stem.removesuffix(suffix)}": wandb.Image(str(path), caption=path.stem)})
-        return paths
+            for name, path in written.items():
+                logger.log_metrics({f"figures/{name}": wandb.Image(str(path), caption=path.stem)})
+        return list(written.values())
 
 
 def class_names(trainer: L.Trainer, num_classes: int) -> list[str]:
