@@ -56,7 +56,7 @@ from ai_scratch.experiment import ClaimResult, Experiment
 from ai_scratch.numpy_adapter import NumPyModel
 from ai_scratch.registry import COMPARISONS, experiments, find_config, models
 from ai_scratch.tracking import TrackingError, resolve_mode
-from callbacks import WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
+from callbacks import FigureCallback, WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
 from callbacks.wandb_helpers import module_info, wandb_installed, wandb_logger, warn_once
 from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 
@@ -192,7 +192,8 @@ def check_checkpoint(path: str) -> None:
 class AIScratchCLI(LightningCLI):
     """LightningCLI with experiments, claims, wandb tracking and figures. See the module docstring."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    def __init__(self, args: list[str] | None = None, run: bool = True, extra_callbacks: list[Callback] | None = None) -> None:
+        self.extra_callbacks = list(extra_callbacks or [])  # from Python: a sweep's pruning callback
         self.claim_result: ClaimResult | None = None
         self.log_dir: str | None = None
         self.wandb_mode: str | None = None
@@ -215,8 +216,16 @@ class AIScratchCLI(LightningCLI):
         tracking.add_argument("--wandb", action="store_true", help="Track the run in Weights & Biases.")
         tracking.add_argument("--wandb_mode", type=str | None, default=None, help="online, offline or disabled (default: WANDB_MODE, else online; online without credentials or network falls back to offline).")
         tracking.add_argument("--wandb_project", type=str | None, default=None, help="wandb project (default: ai-from-scratch-{model}).")
+        tracking.add_argument("--wandb_name", type=str | None, default=None, help="Run name (default: the experiment's name).")
+        tracking.add_argument("--wandb_tags", type=list[str], default=[], help="Tags added to the automatic ones (model, module, experiment, ...).")
+        tracking.add_argument("--wandb_notes", type=str | None, default=None, help="Run notes (default: the experiment's description).")
+        tracking.add_argument("--wandb_group", type=str | None, default=None, help="Run group (default: {model}-strengths, {model}-weaknesses or the experiment's group).")
+        tracking.add_argument("--wandb_job_type", type=str | None, default=None, help="Job type (default: the subcommand, fit or test ...).")
         tracking.add_argument("--watch", type=Literal["gradients", "parameters", "all", "none"], default="gradients", help="What WandbWatch logs as histograms in the wandb history.")
         tracking.add_argument("--watch_freq", type=int, default=100, help="WandbWatch logs histograms every this many optimizer steps.")
+        tracking.add_argument("--wandb_log_checkpoints", type=bool, default=True, help="Log every checkpoint and the final weights as versions of a model artifact.")
+        tracking.add_argument("--wandb_log_visualizations", type=bool, default=True, help="Log the figures as images in the history and, at the end of fit, as one visualization artifact.")
+        tracking.add_argument("--wandb_log_datasets", type=bool, default=False, help="Log the data the run trained on as a versioned dataset artifact.")
         figures = parser.add_argument_group("Figures (ai-scratch)")
         figures.add_argument("--figures", type=bool, default=True, help="Draw the model's figures (PNG in the log dir, images in wandb).")
         figures.add_argument("--figures_every_n_epochs", type=int | None, default=None, help="Also draw the figures every this many epochs.")
@@ -263,7 +272,12 @@ class AIScratchCLI(LightningCLI):
                 callbacks += tracking_callbacks
         if config.figures:
             figures = getattr(self.model, "figures", None)
-            callbacks += figures(config.figures_every_n_epochs) if callable(figures) else default_figures(config.figures_every_n_epochs)
+            drawn = figures(config.figures_every_n_epochs) if callable(figures) else default_figures(config.figures_every_n_epochs)
+            for figure in drawn:
+                if isinstance(figure, FigureCallback):
+                    figure.log_to_wandb = config.wandb_log_visualizations
+            callbacks += drawn
+        callbacks += self.extra_callbacks
         configured = list(trainer_config.get("callbacks") or [])
         if trainer_config.get("enable_checkpointing") is not False and not any(isinstance(c, ModelCheckpoint) for c in configured):
             callbacks += self._default_checkpoints(experiment, trainer_config.get("max_epochs"))
@@ -293,20 +307,22 @@ class AIScratchCLI(LightningCLI):
         from lightning.pytorch.loggers import WandbLogger
 
         metadata = WandbRunMetadata(
-            tags=experiment.run_tags(),
-            group=experiment.run_group(model_name),
-            job_type=self.subcommand or "fit",
-            notes=experiment.description or None,
+            tags=[*experiment.run_tags(), *config.wandb_tags],
+            group=config.wandb_group or experiment.run_group(model_name),
+            job_type=config.wandb_job_type or self.subcommand or "fit",
+            notes=config.wandb_notes or experiment.description or None,
             config={"experiment": experiment.to_dict()},
         )
         logger = WandbLogger(
             project=config.wandb_project or f"ai-from-scratch-{model_name}",
-            name=experiment.name,
+            name=config.wandb_name or experiment.name,
             save_dir=os.environ.get("WANDB_DIR") or root,
             mode=mode,
             **metadata.init_kwargs(self.model),
         )
-        callbacks: list[Callback] = [metadata, WandbCheckpointArtifacts()]
+        callbacks: list[Callback] = [metadata]
+        if config.wandb_log_checkpoints:
+            callbacks.append(WandbCheckpointArtifacts())
         if config.watch != "none":
             callbacks.append(WandbWatch(log=config.watch, log_freq=config.watch_freq))
         return logger, callbacks
@@ -429,25 +445,46 @@ def resolve_config_names(args: list[str]) -> list[str]:
     return resolved
 
 
+def run_location(run: Any) -> str | None:
+    """Where a wandb run can be found, in one line: its URL, or its offline folder and the command
+    that uploads it; ``None`` for a disabled run."""
+    if run.disabled:
+        return None
+    if run.offline:
+        return f"[ai-scratch] wandb run {run.id} saved offline in {run.settings.sync_dir}; upload it with: wandb sync {run.settings.sync_dir}"
+    return f"[ai-scratch] wandb run {run.id}: {run.url}"
+
+
 def _finish_wandb(exit_code: int) -> None:
     """End the wandb run that the command started, if any, with its exit code (wandb's own exit
-    handler would end it only when the process ends; a caller may run several commands)."""
+    handler would end it only when the process ends; a caller may run several commands), and say
+    where it is."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
+        where = run_location(wandb.run)
         wandb.run.finish(exit_code=exit_code)
+        if where:
+            print(where, flush=True)
 
 
-def main(args: list[str] | None = None) -> AIScratchCLI | None:
+#: ai-scratch's own commands beside Lightning's: the module whose ``main(args) -> int`` runs each.
+COMMANDS = {"sweep": "ai_scratch.sweep", "reproduce": "ai_scratch.reproduce"}
+
+
+def main(args: list[str] | None = None, extra_callbacks: list[Callback] | None = None) -> AIScratchCLI | None:
     """Run ``ai-scratch`` with ``args`` (default: the command line); returns the CLI object (for
-    tests and notebooks), or ``None`` for ``list``."""
+    tests, notebooks, sweeps and ``reproduce``), or ``None`` for ``list``. ``extra_callbacks`` join
+    the trainer's (a sweep's pruning callback)."""
     args = list(sys.argv[1:] if args is None else args)
     if args[:1] == ["list"]:
         list_command(args[1:])
         return None
     if args[:1] == ["compare"]:
         sys.exit(compare_command(args[1:]))
+    if args[:1] and args[0] in COMMANDS:
+        sys.exit(importlib.import_module(COMMANDS[args[0]]).main(args[1:]))
     try:
-        cli = AIScratchCLI(args=resolve_config_names(args))
+        cli = AIScratchCLI(args=resolve_config_names(args), extra_callbacks=extra_callbacks)
     except ConfigurationError as error:
         _finish_wandb(exit_code=2)
         fail(str(error))
