@@ -55,7 +55,9 @@ import datamodules  # noqa: F401  (registers the datamodules for class names on 
 from ai_scratch.experiment import ClaimResult, Experiment
 from ai_scratch.numpy_adapter import NumPyModel
 from ai_scratch.registry import COMPARISONS, experiments, find_config, models
+from ai_scratch.resume import ContinueWandbSteps, RecordRun, RunRecord, continuing_csv_logger, read_record
 from ai_scratch.tracking import TrackingError, resolve_mode
+from ai_scratch.wandb_log import last_step, run_logs
 from callbacks import FigureCallback, WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
 from callbacks.wandb_helpers import module_info, wandb_installed, wandb_logger, warn_once
 from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
@@ -221,6 +223,7 @@ class AIScratchCLI(LightningCLI):
         tracking.add_argument("--wandb_notes", type=str | None, default=None, help="Run notes (default: the experiment's description).")
         tracking.add_argument("--wandb_group", type=str | None, default=None, help="Run group (default: {model}-strengths, {model}-weaknesses or the experiment's group).")
         tracking.add_argument("--wandb_job_type", type=str | None, default=None, help="Job type (default: the subcommand, fit or test ...).")
+        tracking.add_argument("--wandb_resume", type=Literal["allow", "must", "never"], default="allow", help="fit --ckpt_path: continue the wandb run the checkpoint names (allow: when it names one; must: fail when it does not), or start a new run (never).")
         tracking.add_argument("--watch", type=Literal["gradients", "parameters", "all", "none"], default="gradients", help="What WandbWatch logs as histograms in the wandb history.")
         tracking.add_argument("--watch_freq", type=int, default=100, help="WandbWatch logs histograms every this many optimizer steps.")
         tracking.add_argument("--wandb_log_checkpoints", type=bool, default=True, help="Log every checkpoint and the final weights as versions of a model artifact.")
@@ -262,10 +265,12 @@ class AIScratchCLI(LightningCLI):
         model_name = str(info.get("name", type(self.model).__name__.lower()))
         root = trainer_config.get("default_root_dir") or DEFAULT_ROOT
 
-        loggers = self._local_loggers(trainer_config.get("logger"), root, model_name, experiment)
-        callbacks: list[Callback] = [StopOnNonFiniteLoss(hint="try a smaller --model.learning_rate")]
+        ckpt_path = config.get("ckpt_path")
+        resumed = read_record(str(ckpt_path)) if self.subcommand == "fit" and ckpt_path and os.path.isfile(str(ckpt_path)) else None
+        loggers = self._local_loggers(trainer_config.get("logger"), root, model_name, experiment, resumed)
+        callbacks: list[Callback] = [StopOnNonFiniteLoss(hint="try a smaller --model.learning_rate"), RecordRun()]
         if config.wandb:
-            tracking = self._wandb_tracking(config, experiment, model_name, root)
+            tracking = self._wandb_tracking(config, experiment, model_name, root, resumed)
             if tracking is not None:
                 logger, tracking_callbacks = tracking
                 loggers.append(logger)
@@ -284,15 +289,18 @@ class AIScratchCLI(LightningCLI):
         kwargs.update(logger=loggers or False, callbacks=configured + callbacks)
         return super().instantiate_trainer(**kwargs)
 
-    def _local_loggers(self, configured: Any, root: str, model_name: str, experiment: Experiment) -> list[Logger]:
+    def _local_loggers(self, configured: Any, root: str, model_name: str, experiment: Experiment, resumed: RunRecord | None) -> list[Logger]:
+        """The CSV logger of ``runs/<model>/<experiment>/version_N``; a resumed fit's own folder."""
         if configured is False:
             return []
         if configured is None or configured is True:
+            if resumed is not None and resumed.log_dir and os.path.isdir(resumed.log_dir):
+                return [continuing_csv_logger(resumed)]
             return [CSVLogger(save_dir=root, name=f"{model_name}/{experiment.name}")]
         return list(configured) if isinstance(configured, (list, tuple)) else [configured]
 
     def _wandb_tracking(
-        self, config: Any, experiment: Experiment, model_name: str, root: str
+        self, config: Any, experiment: Experiment, model_name: str, root: str, resumed: RunRecord | None
     ) -> tuple[Logger, list[Callback]] | None:
         if not wandb_installed():
             warn_once("--wandb: wandb is not installed, so this run is logged locally only (pip install wandb).")
@@ -313,14 +321,21 @@ class AIScratchCLI(LightningCLI):
             notes=config.wandb_notes or experiment.description or None,
             config={"experiment": experiment.to_dict()},
         )
+        save_dir = os.environ.get("WANDB_DIR") or root
+        continued = resumed.wandb_id if resumed is not None and config.wandb_resume != "never" else None
+        if config.wandb_resume == "must" and continued is None:
+            raise ConfigurationError("--wandb_resume must: --ckpt_path names no wandb run to continue (give a checkpoint of a tracked fit)")
         logger = WandbLogger(
-            project=config.wandb_project or f"ai-from-scratch-{model_name}",
+            project=config.wandb_project or (continued and resumed.wandb_project) or f"ai-from-scratch-{model_name}",
             name=config.wandb_name or experiment.name,
-            save_dir=os.environ.get("WANDB_DIR") or root,
+            save_dir=save_dir,
             mode=mode,
+            **({"id": continued, "resume": "allow"} if continued else {}),
             **metadata.init_kwargs(self.model),
         )
         callbacks: list[Callback] = [metadata]
+        if continued:
+            callbacks.append(ContinueWandbSteps(last_step(run_logs(save_dir, continued)), resumed.epoch))
         if config.wandb_log_checkpoints:
             callbacks.append(WandbCheckpointArtifacts())
         if config.watch != "none":

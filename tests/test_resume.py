@@ -1,7 +1,9 @@
-"""Kill a fit partway, resume it with --ckpt_path: the same final weights as an uninterrupted run."""
+"""Kill a fit partway, resume it with --ckpt_path: the same final weights as an uninterrupted run,
+recorded in the same local folder and the same wandb run."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 import time
@@ -12,7 +14,8 @@ import pytest
 import torch
 
 from ai_scratch.cli import main
-from conftest import config, subprocess_env
+from conftest import config, run_cli, subprocess_env
+from wandb_log import find_runs, read_run
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--figures", "false"]
 
@@ -24,12 +27,12 @@ class KillableFit:
     (about 10 s of a fresh process here) then overlap the first test instead of following it.
     """
 
-    def __init__(self, args: list[str], workdir: Path, checkpoint: str) -> None:
+    def __init__(self, args: list[str], workdir: Path, checkpoint: str, **env: str) -> None:
         self.workdir, self.checkpoint, self.go = workdir, workdir / checkpoint, workdir / "go"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ai_scratch", *args,
              "--trainer.callbacks+=probes.StartWhenTold", f"--trainer.callbacks.go={self.go}"],
-            cwd=workdir, env=subprocess_env(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=workdir, env=subprocess_env(workdir, **env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
     def kill_partway(self, min_epoch: int, timeout: float = 180) -> int:
@@ -59,6 +62,8 @@ class KillableFit:
 
 
 PERCEPTRON = ["fit", "--config", config("perceptron/xor_weakness"), "--trainer.max_epochs", "30", *QUIET]
+TRACKED = [*PERCEPTRON, "--wandb", "--wandb_mode", "offline", "--watch", "none"]
+PERCEPTRON_CHECKPOINT = "runs/perceptron/xor_weakness/version_0/checkpoints/last.ckpt"
 LENET5 = [
     "fit", "--config", config("lenet5/mnist"), "--trainer.max_epochs", "5", "--experiment.claim", "null",
     "--data.init_args.train_size", "320", "--data.init_args.batch_size", "64", *QUIET,
@@ -67,15 +72,18 @@ LENET5 = [
 
 @pytest.fixture(scope="module")
 def killable_fits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KillableFit]]:
-    slow = {"perceptron": "0.15", "lenet5": "0.6"}  # seconds of sleep per epoch: time to kill partway
+    slow = {"perceptron": "0.15", "lenet5": "0.6", "tracked": "0.15"}  # seconds of sleep per epoch: time to kill partway
     fits = {}
     for name, args, checkpoint in (
-        ("perceptron", PERCEPTRON, "runs/perceptron/xor_weakness/version_0/checkpoints/last.ckpt"),
+        ("perceptron", PERCEPTRON, PERCEPTRON_CHECKPOINT),
         ("lenet5", LENET5, "runs/lenet5/mnist/version_0/checkpoints/last.ckpt"),
+        ("tracked", TRACKED, PERCEPTRON_CHECKPOINT),
     ):
         workdir = tmp_path_factory.mktemp(name)
+        # wandb writes its transaction log to disk every 15 s by default: a fit killed sooner would
+        # leave an empty log, and nothing for the resumed fit to go on after
         fits[name] = KillableFit([*args, "--trainer.callbacks+=probes.SlowEpochs", f"--trainer.callbacks.seconds={slow[name]}"],
-                                 workdir, checkpoint)  # fmt: skip
+                                 workdir, checkpoint, WANDB_X_TRANSACTION_LOG_FLUSH_INTERVAL="0.2")  # fmt: skip
     yield fits
     for fit in fits.values():
         fit.stop()
@@ -93,7 +101,7 @@ def test_perceptron_resumes_exactly(killable_fits: dict[str, KillableFit], monke
     monkeypatch.chdir(fit.workdir)
     killed_at = fit.kill_partway(min_epoch=8)
     assert 8 <= killed_at < 29
-    resumed = main([*PERCEPTRON, "--ckpt_path", "runs/perceptron/xor_weakness/version_0/checkpoints/last.ckpt"])
+    resumed = main([*PERCEPTRON, "--ckpt_path", PERCEPTRON_CHECKPOINT])
     uninterrupted = main(PERCEPTRON)
     assert resumed.trainer.current_epoch == uninterrupted.trainer.current_epoch == 30
     assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 30
@@ -111,3 +119,38 @@ def test_lenet5_resumes_exactly(killable_fits: dict[str, KillableFit], monkeypat
     uninterrupted = main(LENET5)
     assert resumed.trainer.global_step == uninterrupted.trainer.global_step == 5 * 5
     assert_same_weights(resumed, uninterrupted)
+
+
+def test_a_resumed_fit_continues_its_records(killable_fits: dict[str, KillableFit]) -> None:
+    """One training, one record: the resumed fit writes on into the killed fit's folder and wandb
+    run, every epoch once in metrics.csv, the wandb history's steps going on after the last one
+    the killed process wrote."""
+    fit = killable_fits["tracked"]
+    killed_at = fit.kill_partway(min_epoch=8)
+    resumed = run_cli([*TRACKED, "--ckpt_path", PERCEPTRON_CHECKPOINT], fit.workdir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    assert [p.name for p in (fit.workdir / "runs/perceptron/xor_weakness").iterdir()] == ["version_0"]
+    with (fit.workdir / "runs/perceptron/xor_weakness/version_0/metrics.csv").open() as file:
+        validated = [int(row["epoch"]) for row in csv.DictReader(file) if row.get("val_accuracy")]
+    assert validated == list(range(30))  # each epoch once: none lost, none twice
+
+    logs = find_runs(fit.workdir / "wandb_root")
+    assert len(logs) == 2  # one log per process
+    killed, continued = (read_run(path) for path in logs)
+    assert killed.run_id == continued.run_id and continued.exit_code == 0
+    steps = [row["_step"] for run in (killed, continued) for row in run.history]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps), "history steps must strictly increase"
+    assert continued.history[0]["trainer/resumed_from_epoch"] == killed_at
+    assert continued.summary["claim/reproduced"] is True
+
+
+def test_wandb_resume_never_starts_a_new_run(killable_fits: dict[str, KillableFit]) -> None:
+    fit = killable_fits["tracked"]
+    if not (fit.workdir / PERCEPTRON_CHECKPOINT).is_file():
+        fit.kill_partway(min_epoch=3)
+    before = {read_run(path).run_id for path in find_runs(fit.workdir / "wandb_root")}
+    again = run_cli([*TRACKED, "--trainer.max_epochs", "31", "--ckpt_path", PERCEPTRON_CHECKPOINT, "--wandb_resume", "never"], fit.workdir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    after = {read_run(path).run_id for path in find_runs(fit.workdir / "wandb_root")}
+    assert len(after - before) == 1

@@ -1,64 +1,19 @@
 """Read back what wandb recorded: the offline transaction log ``run-<id>.wandb``.
 
-The file is a 7-byte header (``:W&B`` and version bytes) followed by LevelDB-log framing in
-32 KiB blocks: each chunk is crc32 (u32), length (u16), type (u8: 1 full, 2 first, 3 middle,
-4 last) and data; each assembled record is a ``wandb_internal_pb2.Record``. Current wandb no longer
-ships a Python reader, so the tests carry this small one: it lets them assert what a user would
-see after ``wandb sync`` without mocking wandb.
+The records come from :func:`ai_scratch.wandb_log.read_records`; this module assembles them into
+what a user would see after ``wandb sync`` (:class:`RunLog`), so that tests assert it without
+mocking wandb.
 """
 
 from __future__ import annotations
 
 import json
-import struct
 import time
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BLOCK_SIZE = 32 * 1024
-HEADER_SIZE = 7
-CHUNK_HEADER = struct.Struct("<IHB")
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def read_records(path: str | Path) -> list[Any]:
-    """All records of a transaction log, parsed, in order; checks each chunk's crc32."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B":
-        raise ValueError(f"{path} is not a wandb transaction log")
-    records, pending, position = [], b"", HEADER_SIZE
-    while position + CHUNK_HEADER.size <= len(data):
-        left_in_block = BLOCK_SIZE - position % BLOCK_SIZE
-        if left_in_block < CHUNK_HEADER.size:  # block trailer padding
-            position += left_in_block
-            continue
-        checksum, length, kind = CHUNK_HEADER.unpack_from(data, position)
-        if kind == 0 and length == 0:  # zero padding to the end of the block
-            position += left_in_block
-            continue
-        start = position + CHUNK_HEADER.size
-        chunk = data[start : start + length]
-        if zlib.crc32(bytes([kind]) + chunk) & 0xFFFFFFFF != checksum:
-            raise ValueError(f"{path}: bad checksum at byte {position}")
-        position = start + length
-        if kind == FULL:
-            records.append(chunk)
-        elif kind == FIRST:
-            pending = chunk
-        elif kind == MIDDLE:
-            pending += chunk
-        elif kind == LAST:
-            records.append(pending + chunk)
-    parsed = []
-    for raw in records:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
-        parsed.append(record)
-    return parsed
+from ai_scratch.wandb_log import read_records
 
 
 @dataclass
@@ -99,20 +54,14 @@ def finished_records(path: str | Path, timeout: float = 30.0, settle: float = 2.
     deadline = time.monotonic() + timeout
     size, stable_since = -1, time.monotonic()
     while True:
-        try:
-            records = read_records(path)
-        except ValueError:  # caught mid-write: a chunk whose bytes are not all there yet
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
-            continue
-        if any(record.WhichOneof("record_type") == "exit" for record in records):
-            return records
         now = time.monotonic()
         current = Path(path).stat().st_size
         if current != size:
             size, stable_since = current, now
-        if now - stable_since >= settle or now >= deadline:
+        settled = now - stable_since >= settle or now >= deadline
+        # a log that stopped growing is read as far as it goes (a killed run's last chunk may be cut short)
+        records = read_records(path, complete=False)
+        if settled or any(record.WhichOneof("record_type") == "exit" for record in records):
             return records
         time.sleep(0.05)
 
