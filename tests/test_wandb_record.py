@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ai_scratch.cli import main
 from conftest import config
 from wandb_log import find_runs, read_run
@@ -57,6 +59,24 @@ def test_perceptron_xor_run_record(wandb_offline: Path) -> None:
     assert log.summary["claim/reproduced"] is True
     assert log.summary["claim/metric"] == "val_accuracy" and log.summary["claim/observed"] <= 0.75
     assert log.exit_code == 0
+
+
+def test_the_planning_documents_tracking_flags(wandb_offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each TrainingConfig wandb field as a flag of fit; the end of the run says where it is."""
+    main(["fit", "--config", config("perceptron/xor_weakness"), "--wandb", *QUIET, "--trainer.max_epochs", "3",
+          "--wandb_project", "my-project", "--wandb_name", "first-try", "--wandb_tags", "[baseline, xor]",
+          "--wandb_notes", "a note of my own", "--wandb_group", "my-group", "--wandb_job_type", "train",
+          "--wandb_log_checkpoints", "false", "--wandb_log_visualizations", "false", "--watch", "none"])  # fmt: skip
+    (run_file,) = find_runs(wandb_offline)
+    log = read_run(run_file)
+    assert (log.project, log.name, log.notes, log.group, log.job_type) == ("my-project", "first-try", "a note of my own", "my-group", "train")
+    assert {"baseline", "xor"} <= set(log.tags) and {"perceptron", "module-1", "xor_weakness"} <= set(log.tags)  # added to the automatic ones
+    assert not [a for a in log.artifacts if a["type"] in ("model", "visualization")]
+    assert not [key for key in log.history_keys if key.startswith(("figures/", "gradients/"))]
+    assert "val_accuracy" in log.history_keys
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    offline_dir = run_file.parent
+    assert last_line == f"[ai-scratch] wandb run {log.run_id} saved offline in {offline_dir}; upload it with: wandb sync {offline_dir}"
 
 
 def test_lenet5_watch_logs_gradient_histograms(wandb_offline: Path) -> None:
