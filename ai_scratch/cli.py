@@ -58,7 +58,15 @@ from ai_scratch.registry import COMPARISONS, experiments, find_config, models
 from ai_scratch.resume import ContinueWandbSteps, RecordRun, RunRecord, continuing_csv_logger, read_record
 from ai_scratch.tracking import TrackingError, resolve_mode
 from ai_scratch.wandb_log import last_step, run_logs
-from callbacks import FigureCallback, WandbCheckpointArtifacts, WandbRunMetadata, WandbWatch, default_figures
+from callbacks import (
+    FigureCallback,
+    WandbCheckpointArtifacts,
+    WandbDatasetArtifact,
+    WandbFigureArtifact,
+    WandbRunMetadata,
+    WandbWatch,
+    default_figures,
+)
 from callbacks.wandb_helpers import module_info, wandb_installed, wandb_logger, warn_once
 from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 
@@ -338,6 +346,10 @@ class AIScratchCLI(LightningCLI):
             callbacks.append(ContinueWandbSteps(last_step(run_logs(save_dir, continued)), resumed.epoch))
         if config.wandb_log_checkpoints:
             callbacks.append(WandbCheckpointArtifacts())
+        if config.wandb_log_datasets:
+            callbacks.append(WandbDatasetArtifact())
+        if config.wandb_log_visualizations and config.figures:
+            callbacks.append(WandbFigureArtifact())
         if config.watch != "none":
             callbacks.append(WandbWatch(log=config.watch, log_freq=config.watch_freq))
         return logger, callbacks

