@@ -55,7 +55,8 @@ class RunRecord:
 
 
 class RecordRun(Callback):
-    """Write a :class:`RunRecord` into every checkpoint, under ``checkpoint["ai_scratch_run"]``."""
+    """Write a :class:`RunRecord` into every checkpoint, under ``checkpoint["ai_scratch_run"]``, and
+    flush the loggers' files with it."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.log_dir = trainer.log_dir  # collective: every process asks, here where every process is
@@ -70,6 +71,9 @@ class RecordRun(Callback):
             wandb_project=logger.name if logger is not None else None,
         )
         checkpoint[CHECKPOINT_KEY] = asdict(record)
+        # the local records reach the disk with every checkpoint: a resumed fit finds them complete
+        for each in trainer.loggers:
+            each.save()
 
 
 def read_record(ckpt_path: str) -> RunRecord | None:

@@ -259,12 +259,13 @@ def error_line(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
     ("changes", "expected"),
     [
         ({"method": "simulated_annealing"}, "'simulated_annealing' is not one of ['bayes', 'random', 'grid', 'custom']"),
-        ({"parameters": {"model.learning_rate": {"distribution": "gaussian", "min": 0.1, "max": 1.0}}}, "invalid hyperparameter configuration: model.learning_rate"),
-        ({"parameters": {"model.learning_rate": {"distribution": "uniform", "min": 0.1}}}, "invalid hyperparameter configuration: model.learning_rate"),
+        ({"parameters": {"model.learning_rate": {"distribution": "gaussian", "min": 0.1, "max": 1.0}}}, "parameters.model.learning_rate: {'distribution': 'gaussian'"),
+        ({"parameters": {"model.learning_rate": {"distribution": "uniform", "min": 0.1}}}, "parameters.model.learning_rate: {'distribution': 'uniform', 'min': 0.1} is not valid"),
         ({"parameters": {"model.learning_rate": {"min": 1.0, "max": 0.1}}}, "min 1.0 is not less than max 0.1"),
-        ({"metric": None}, "method bayes need a metric"),
-        ({"early_terminate": {"type": "median", "min_iter": 3}}, "early_terminate"),
-        ({"early_terminate": {"type": "hyperband"}}, "early_terminate"),
+        ({"metric": None}, "method bayes needs a metric"),
+        ({"metric": {"name": "val_accuracy", "goal": "up"}}, "metric.goal: 'up' is not one of ['minimize', 'maximize']"),
+        ({"early_terminate": {"type": "median", "min_iter": 3}}, "early_terminate: {'type': 'median', 'min_iter': 3} is not valid"),
+        ({"early_terminate": {"type": "hyperband"}}, "early_terminate: {'type': 'hyperband'} is not valid"),
         ({"command": ["${env}", "ai-scratch", "fit", "${args}", "--config", "configs/perceptron/linear_strength.yaml"]}, "put ${args} after --config"),
     ],
 )
