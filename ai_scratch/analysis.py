@@ -73,6 +73,7 @@ def log_analysis(
     group: str | None = None,
     config: Mapping[str, Any] | None = None,
     table_key: str = "table",
+    images: Mapping[str, str | os.PathLike[str]] | None = None,
     save_dir: str | os.PathLike[str] | None = None,
 ) -> str | None:
     """Open a wandb run, log ``table`` and an ``analysis`` artifact of ``files``, finish the run.
@@ -90,6 +91,8 @@ def log_analysis(
         job_type: the run's job type (``reproduce``, ``compare``).
         tags, group, config: the run's tags, group and config.
         table_key: the table's key in the history and its name in the artifact.
+        images: ``{history key: PNG file}``, each also logged as an image (a figure to look at in
+            the run's page, besides its file in the artifact).
         save_dir: where wandb writes the run (default ``WANDB_DIR``, else ``runs``, as ``fit``).
 
     Returns:
@@ -100,7 +103,8 @@ def log_analysis(
         FileNotFoundError: a file in ``files`` does not exist (checked before the run opens).
         ai_scratch.tracking.TrackingError: an unknown mode.
     """
-    paths = [Path(file) for file in files]
+    paths = [Path(file) for file in [*files, *(images or {}).values()]]
+    paths = list(dict.fromkeys(paths))
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"log_analysis: no such file: {', '.join(missing)}")
@@ -122,6 +126,8 @@ def log_analysis(
         artifact = wandb.Artifact(artifact_name(name), type=ANALYSIS_TYPE, metadata=dict(metadata or {}))
         for path in paths:
             artifact.add_file(str(path), name=path.name)
+        for key, image in (images or {}).items():
+            run.log({key: wandb.Image(str(image), caption=Path(image).stem)})
         if table is not None:
             wandb_table = as_table(table)
             run.log({table_key: wandb_table})

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,30 +162,25 @@ def accuracies(panels: list[Panel]) -> dict[str, float]:
     return {f"{p.model.lower()}/{short.get(p.dataset, p.dataset)}": p.accuracy for p in panels}
 
 
-def _log_to_wandb(path: Path, results: dict[str, float], seed: int, mode_flag: str | None) -> None:
-    from ai_scratch.tracking import TrackingError, resolve_mode
+def _log_to_wandb(out: Path, path: Path, results: dict[str, float], seed: int, mode_flag: str | None) -> None:
+    """The figure and the accuracies as an ``analysis`` artifact of a run in the comparison project."""
+    from ai_scratch.analysis import log_analysis
+    from ai_scratch.tracking import TrackingError
 
+    rows = [{"model": key.split("/")[0], "dataset": key.split("/")[1], "val_accuracy": value} for key, value in results.items()]
     try:
-        import wandb
-    except ImportError:
-        print("[compare] wandb is not installed: the figure is on disk only", flush=True)
-        return
-    try:
-        mode, warning = resolve_mode(mode_flag)
+        where = log_analysis(
+            PROJECT, NAME, files=[path, out / "accuracies.json"], table=rows, mode=mode_flag,
+            metadata={f"val_accuracy/{key}": value for key, value in results.items()},
+            job_type="comparison", group=GROUP, table_key="val_accuracy",
+            tags=["module-1", "foundation", "comparison", NAME, "perceptron", "adaline", "mlp"],
+            config={"seed": seed, "datasets": dict(DATASETS), "models": {name: config for name, config, _ in MODELS}},
+            images={"figures/linear_vs_nonlinear": path},
+        )  # fmt: skip
     except TrackingError as error:
         raise SystemExit(f"ai-scratch: error: {error}") from None
-    if warning:
-        print(f"[compare] {warning}", flush=True)
-    run = wandb.init(
-        project=PROJECT, name=NAME, group=GROUP, job_type="comparison", mode=mode,
-        dir=os.environ.get("WANDB_DIR") or "runs",  # where ai-scratch fit puts its wandb runs too
-        tags=["module-1", "foundation", "comparison", NAME, "perceptron", "adaline", "mlp"],
-        config={"seed": seed, "datasets": dict(DATASETS), "models": {name: config for name, config, _ in MODELS}},
-    )
-    run.log({"figures/linear_vs_nonlinear": wandb.Image(str(path), caption=path.stem)})
-    for key, value in results.items():
-        run.summary[f"val_accuracy/{key}"] = value
-    run.finish()
+    if where:
+        print(f"[compare] wandb: {where}", flush=True)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -215,5 +209,5 @@ def main(args: list[str] | None = None) -> int:
         print(f"  {key:<18} val accuracy {value:.3f}")
     print(f"[compare] figure: {path}")
     if options.wandb:
-        _log_to_wandb(path, results, options.seed, options.wandb_mode)
+        _log_to_wandb(out, path, results, options.seed, options.wandb_mode)
     return 0
