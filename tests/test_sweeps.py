@@ -4,6 +4,7 @@ whose metric is logged as hyperband counts it; and the same file runs here with 
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ class CountValidations(Callback):
 
 
 #: Cheap enough for the default suite; the others run with -m slow.
-QUICK_HYPERBAND = {"perceptron", "hopfield"}
+QUICK_HYPERBAND = {"perceptron", "hopfield", "lenet5"}
 
 
 @pytest.mark.parametrize("model", [m if m in QUICK_HYPERBAND else pytest.param(m, marks=pytest.mark.slow) for m in MODELS])
@@ -133,6 +134,35 @@ def test_metric_is_logged_once_per_validation_epoch(model: str, wandb_offline: P
 
 
 # ---------------------------------------------------------------------- --local with Optuna
+@pytest.mark.parametrize(
+    ("spec", "low", "high", "kind"),
+    [
+        ({"distribution": "uniform", "min": 0.5, "max": 2.0}, 0.5, 2.0, float),
+        ({"min": 0.5, "max": 2.0}, 0.5, 2.0, float),  # wandb infers uniform
+        ({"distribution": "int_uniform", "min": 3, "max": 9}, 3, 9, int),
+        ({"min": 3, "max": 9}, 3, 9, int),  # wandb infers int_uniform
+        ({"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1}, 1e-4, 1e-1, float),
+        ({"distribution": "log_uniform", "min": -9.2, "max": -2.3}, 1.0e-4, 0.1003, float),  # exponents of e
+        ({"distribution": "inv_log_uniform_values", "min": 1e-4, "max": 1e-1}, 1e-4, 1e-1, float),
+        ({"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.25}, 0.0, 1.0, float),
+        ({"distribution": "q_uniform", "min": 8, "max": 64, "q": 8}, 8, 64, int),
+    ],
+)
+def test_each_range_maps_onto_an_optuna_distribution(spec: dict[str, Any], low: float, high: float, kind: type) -> None:
+    from ai_scratch.sweep import parameter
+
+    mapped = parameter("model.x", spec)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    values = [mapped.sample(study.ask()) for _ in range(200)]
+    assert all(isinstance(v, kind) and low <= v <= high for v in values), (min(values), max(values))
+    assert max(values) - min(values) > 0.5 * (high - low)  # the whole range, not one corner
+    if "q" in spec:
+        assert all(abs(v / spec["q"] - round(v / spec["q"])) < 1e-9 for v in values)
+    if "log" in spec.get("distribution", ""):  # log-uniform: as many values in each decade
+        below = sum(v < (low * high) ** 0.5 for v in values)
+        assert 70 < below < 130, below
+
+
 def write_sweep(directory: Path, name: str = "tiny", **changes: Any) -> Path:
     """A small sweep of the Perceptron: a few tiny epochs, one sampled learning rate."""
     spec: dict[str, Any] = {
@@ -245,13 +275,40 @@ def test_grid_sweep_records_a_crashing_trial_and_goes_on(workdir: Path, capsys: 
     assert "| FAIL |" in (workdir / "runs" / "sweeps" / "tiny-trials.md").read_text()
 
 
+class PressCtrlC(Callback):
+    """Ctrl+C in the middle of a fit (``--trainer.callbacks+=test_sweeps.PressCtrlC``)."""
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_ends_the_sweep_and_the_same_command_resumes_it(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl+C during a trial ends the sweep (status 130) with the finished trials kept; the
+    interrupted trial is not counted, so the next run of the command runs its turn again."""
+    path = write_sweep(workdir)
+    assert sweep([str(path), "--local", "--trials", "1", "--seed", "0"]) == 0
+    interrupted = write_sweep(workdir, command=[*yaml.safe_load(path.read_text())["command"], "--trainer.callbacks+=test_sweeps.PressCtrlC"])
+    assert sweep([str(interrupted), "--local", "--trials", "3"]) == 130
+    assert "interrupted; 1 finished trial kept" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "Ctrl+C works again after the sweep"
+    states = [t.state for t in study_of(workdir, "tiny").trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+
+    assert sweep([str(write_sweep(workdir)), "--local", "--trials", "2"]) == 0
+    trials = study_of(workdir, "tiny").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert "error" not in trials[1].user_attrs
+
+
 # ---------------------------------------------------------------------- bad input
 def error_line(capsys: pytest.CaptureFixture[str], args: list[str]) -> str:
+    """``ai-scratch sweep <args>`` expecting bad input: status 2, one line on stderr, nothing trained."""
+    runs_before = set(Path().glob("runs/*/*/version_*"))
     assert sweep(args) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ai-scratch: error: "), captured.err
-    assert "Epoch" not in captured.out and not list(Path().glob("runs/*/*/version_*")), "nothing trained"
+    assert set(Path().glob("runs/*/*/version_*")) == runs_before, "nothing trained"
     return lines[0]
 
 
@@ -295,7 +352,8 @@ def test_what_optuna_cannot_run_is_one_line(workdir: Path, capsys: pytest.Captur
 
 
 def test_a_missing_sweep_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "sweep file not found: no_such_sweep.yaml" in error_line(capsys, ["no_such_sweep.yaml", "--local"])
+    line = error_line(capsys, ["no_such_sweep.yaml", "--local"])
+    assert line == "ai-scratch: error: sweep file not found: no_such_sweep.yaml (the shipped sweeps are configs/sweeps/<model>.yaml)"
 
 
 def test_without_local_it_says_how_to_run_with_wandb(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
