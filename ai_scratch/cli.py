@@ -152,10 +152,12 @@ Lightning (LightningCLI), each experiment tracked in Weights & Biases.
   ai-scratch compare module-1                      several models side by side
   ai-scratch fit --config perceptron/xor_weakness  train one experiment (figures, checkpoints)
   ai-scratch fit --config lenet5/mnist --wandb     ... tracked in wandb (--wandb_mode offline)
-  ai-scratch fit --help                            every option: trainer, model, data, tracking"""
+  ai-scratch fit --help                            every option: trainer, model, data, tracking
+  ai-scratch reproduce --all                       every experiment's claim, one report
+  ai-scratch sweep lenet5 --local --trials 20      a hyperparameter sweep (Optuna here, or wandb agent)"""
 
 EPILOG = """\
-list and compare are ai-scratch's own: `ai-scratch list --help`, `ai-scratch compare --help`.
+list, compare, reproduce and sweep are ai-scratch's own: `ai-scratch reproduce --help`, ...
 fit, validate, test and predict are Lightning's, with --config taking an experiment's name,
 --wandb and its options, --figures, and a claim checked at the end of fit."""
 
