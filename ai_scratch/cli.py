@@ -277,6 +277,8 @@ class AIScratchCLI(LightningCLI):
 
         ckpt_path = config.get("ckpt_path")
         resumed = read_record(str(ckpt_path)) if self.subcommand == "fit" and ckpt_path and os.path.isfile(str(ckpt_path)) else None
+        if resumed is not None:  # a resumed fit writes on into its own checkpoint folder, on purpose
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         loggers = self._local_loggers(trainer_config.get("logger"), root, model_name, experiment, resumed)
         callbacks: list[Callback] = [StopOnNonFiniteLoss(hint="try a smaller --model.learning_rate"), RecordRun()]
         if config.wandb:

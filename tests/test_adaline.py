@@ -460,7 +460,7 @@ def test_wandb_record_figures_and_checkpoint_of_the_comparison_run(wandb_offline
     images = {key.split("/")[1] for row in log.history for key, value in row.items() if key.endswith("/_type") and value == "image-file"}
     assert {"adaline_vs_perceptron", "least_squares"} <= images, images
 
-    assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}"}
+    assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}", f"figures-{log.run_id}"}  # checkpoints, figures
     aliases = [set(a["aliases"]) for a in log.artifacts]
     assert any({"latest", "best"} <= a for a in aliases), aliases
     best = next(a for a in log.artifacts if "best" in a["aliases"])

@@ -262,7 +262,7 @@ def test_vanishing_gradients_through_the_cli_with_wandb_and_figures(wandb_offlin
     assert max(ratios) < 0.01 and ratios[-1] == pytest.approx(observed, rel=1e-6)
     images = {key.split("/")[1] for key in log.history_keys if key.startswith("figures/") and key.endswith("/_type")}
     assert {"gradient_flow", "hidden_units"} <= images, images
-    assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}"}
+    assert {a["name"] for a in log.artifacts} == {f"model-{log.run_id}", f"figures-{log.run_id}"}  # checkpoints, figures
     assert any({"latest", "best"} <= set(a["aliases"]) for a in log.artifacts)
     assert log.summary["claim/reproduced"] is True and log.exit_code == 0
 
