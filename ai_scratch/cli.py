@@ -22,6 +22,10 @@ what the project adds:
   planning document, and the callbacks of ``callbacks/`` (watching, checkpoint artifacts,
   metadata). The mode comes from ``--wandb_mode`` or ``WANDB_MODE``; online without credentials
   or network falls back to offline with one warning;
+* every wandb field of the planning document's ``TrainingConfig`` as a flag (``--wandb_name``,
+  ``--wandb_tags``, ``--wandb_group``, ... ``--wandb_log_datasets``); the run's URL, or its offline
+  folder and the ``wandb sync`` command, as the last line of a tracked run;
+* ``fit --ckpt_path`` continues: the same local folder and the same wandb run (:mod:`ai_scratch.resume`);
 * always: a CSV logger under ``runs/<model>/<experiment>/version_N``, checkpoints there (the best
   by the experiment's monitor, and ``last.ckpt``), the model's figures as PNG files there, and a
   stop at the first training loss that is not a finite number.

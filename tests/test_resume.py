@@ -154,3 +154,13 @@ def test_wandb_resume_never_starts_a_new_run(killable_fits: dict[str, KillableFi
     assert again.returncode == 0, again.stderr[-3000:]
     after = {read_run(path).run_id for path in find_runs(fit.workdir / "wandb_root")}
     assert len(after - before) == 1
+
+
+def test_wandb_resume_must_refuses_a_checkpoint_of_an_untracked_fit(wandb_offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["fit", "--config", config("perceptron/xor_weakness"), "--trainer.max_epochs", "2", *QUIET])
+    with pytest.raises(SystemExit) as exit_info:
+        main([*PERCEPTRON, "--ckpt_path", PERCEPTRON_CHECKPOINT, "--wandb", "--wandb_resume", "must"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "ai-scratch: error: --wandb_resume must: --ckpt_path names no wandb run to continue (give a checkpoint of a tracked fit)"
+    assert not find_runs(wandb_offline)  # refused before a run was opened
