@@ -53,6 +53,7 @@ from typing import Any, TextIO
 import yaml
 
 from ai_scratch.analysis import COMPARISON_PROJECT, log_analysis
+from ai_scratch.cli import OneLineArgumentParser
 from ai_scratch.registry import experiments, models
 from ai_scratch.tracking import TrackingError, requested_mode
 
@@ -388,14 +389,6 @@ def write_report(out: Path, data: dict[str, Any]) -> list[Path]:
 
 
 # ---------------------------------------------------------------------- the command
-class _OneLineParser(argparse.ArgumentParser):
-    """Bad input is one clear line and exit status 2, as everywhere in ``ai-scratch``."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"ai-scratch: error: {self.prog}: {message}", file=sys.stderr, flush=True)
-        raise SystemExit(2)
-
-
 def parser() -> argparse.ArgumentParser:
     def boolean(text: str) -> bool:
         if text.lower() in ("true", "yes", "1"):
@@ -404,7 +397,7 @@ def parser() -> argparse.ArgumentParser:
             return False
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
-    command = _OneLineParser(
+    command = OneLineArgumentParser(
         prog="ai-scratch reproduce",
         description="Run experiments one after the other, check the historical claim of each and write "
         "a report (report.md, report.json). Exit status 0 when every claim was reproduced, 1 when one was "

@@ -31,10 +31,8 @@ the configs). Run it with::
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
+from ai_scratch.cli import OneLineArgumentParser
 from ai_scratch.numpy_adapter import NumPyLearner
 from ai_scratch.registry import configs_dir
 from callbacks import plots
@@ -183,16 +182,8 @@ def _log_to_wandb(out: Path, path: Path, results: dict[str, float], seed: int, m
         print(f"[compare] wandb: {where}", flush=True)
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """Bad input is one clear line and exit status 2, as everywhere in ``ai-scratch``."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"ai-scratch: error: {self.prog}: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def main(args: list[str] | None = None) -> int:
-    parser = _OneLineParser(prog="ai-scratch compare module-1", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="ai-scratch compare module-1", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every model's weights")
     parser.add_argument("--out", default="runs/comparisons/module-1", help="folder for the PNG and the accuracies (JSON)")
     parser.add_argument("--wandb", action="store_true", help=f"also log the figure to the wandb project {PROJECT}")
