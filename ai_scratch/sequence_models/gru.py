@@ -1,0 +1,127 @@
+"""The gated recurrent unit (Cho et al., 2014): an LSTM-like memory with two gates and no separate cell.
+
+Paper: K. Cho, B. van Merrienboer, C. Gulcehre, D. Bahdanau, F. Bougares, H. Schwenk and
+Y. Bengio, "Learning Phrase Representations using RNN Encoder-Decoder for Statistical Machine
+Translation", EMNLP 2014 (arXiv:1406.1078), Section 2.3, "Hidden Unit that Adaptively Remembers
+and Forgets".
+
+The unit was proposed for the encoder and decoder of a translation model. A *reset gate* r lets
+the unit drop the past when it computes a new candidate state; an *update gate* z chooses, unit by
+unit, between keeping the old state and taking the candidate (the paper's equations; the paper
+leaves the biases out, they are put back here)::
+
+    r_t = sigmoid(W_r x_t + U_r h_{t-1} + b_r)             reset gate
+    z_t = sigmoid(W_z x_t + U_z h_{t-1} + b_z)             update gate
+    h~_t = tanh(W x_t + U (r_t * h_{t-1}) + b)             candidate: the reset applies to h_{t-1}
+    h_t = z_t * h_{t-1} + (1 - z_t) * h~_t                 keep (z near 1) or overwrite (z near 0)
+
+When z is near 1 the state is copied forward, ``d h_t / d h_{t-1}`` near the identity: the LSTM's
+carousel without a separate memory cell. Units that learn short-term dependencies tend to have
+active reset gates, those that capture long-term ones active update gates (the paper's reading).
+
+Two variants of the candidate, and which is which:
+
+* ``reset_after=False`` (the default): the published equation above (arXiv:1406.1078 v3, the
+  EMNLP paper): the reset gate multiplies ``h_{t-1}`` *before* the matrix U.
+* ``reset_after=True``: ``h~_t = tanh(W x_t + b_in + r_t * (U h_{t-1} + b_hn))``, the reset
+  applied *after* U (and to U's own bias). This is the form of the first arXiv version (v1), as
+  Keras's and Burn's documentation record it, and the one cuDNN and ``torch.nn.GRU`` compute
+  (``nn.GRU``'s ``n_t``; Keras's ``reset_after=True``). Only this variant has a fused path:
+  ``fused=True`` with ``reset_after=False`` is refused. The two variants have the same parameters
+  and agree exactly when r = 1.
+
+The gates are stacked in ``nn.GRU``'s order (r, z, n) and each bias is split in two,
+``b = bias_ih + bias_hh`` (``recurrent.py``); with ``reset_after=False`` the two candidate biases
+simply add. ``nn.GRU``'s ``(1 - z) * n + z * h`` is the paper's last equation.
+
+Example::
+
+    layer = GRU(input_size=8, hidden_size=32)
+    outputs, h_last = layer(torch.randn(4, 20, 8))   # (4, 20, 32), (1, 4, 32)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ai_scratch.sequence_models.recurrent import RecurrentCell, RecurrentLayer, State, affine
+
+
+class GRUCell(RecurrentCell):
+    """One step of the GRU: reset gate, update gate, candidate, interpolation."""
+
+    gate_count: ClassVar[int] = 3  # (r, z, n), nn.GRU's order; n is the candidate h~
+
+    def __init__(self, input_size: int, hidden_size: int, reset_after: bool = False) -> None:
+        self.reset_after = reset_after
+        super().__init__(input_size, hidden_size)
+
+    def step(self, x: Tensor, state: State) -> tuple[State, dict[str, Tensor]]:
+        (h_previous,) = state
+        candidate_rows = slice(2 * self.hidden_size, 3 * self.hidden_size)
+        from_input = affine(x, self.weight_ih, self.bias_ih)
+        a_r_input, a_z_input, a_n_input = from_input.chunk(3, dim=-1)
+        # the gates read h_{t-1} through U_r and U_z; the candidate's U is applied below
+        from_state = affine(h_previous, self.weight_hh[: 2 * self.hidden_size], self.bias_hh[: 2 * self.hidden_size])
+        a_r_state, a_z_state = from_state.chunk(2, dim=-1)
+        r = torch.sigmoid(a_r_input + a_r_state)  # reset gate r_t
+        z = torch.sigmoid(a_z_input + a_z_state)  # update gate z_t
+        weight_n, bias_n = self.weight_hh[candidate_rows], self.bias_hh[candidate_rows]
+        if self.reset_after:
+            candidate = torch.tanh(a_n_input + r * affine(h_previous, weight_n, bias_n))  # r_t * (U h_{t-1} + b_hn)
+        else:
+            candidate = torch.tanh(a_n_input + affine(r * h_previous, weight_n, bias_n))  # U (r_t * h_{t-1})
+        h = z * h_previous + (1 - z) * candidate  # h_t = z_t * h_{t-1} + (1 - z_t) * h~_t
+        return (h,), {"reset": r, "update": z, "candidate": candidate}
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        """``h_t`` ``(batch, hidden_size)`` from ``x_t`` ``(batch, input_size)`` and ``h_{t-1}`` (zeros if None)."""
+        state = self.initial_state(x.shape[0], x) if h is None else (h,)
+        return self.step(x, state)[0][0]
+
+
+class GRU(RecurrentLayer):
+    """The GRU over a whole sequence; with ``reset_after=True``, ``fused=True`` runs ``nn.GRU`` on the same parameters.
+
+    ``forward(inputs, initial_state=None)`` takes ``(batch, time, input_size)`` and returns the
+    hidden state at every step ``(batch, time, directions * hidden_size)`` and the last one
+    ``(num_layers * directions, batch, hidden_size)``, as ``nn.GRU(batch_first=True)`` does.
+    """
+
+    torch_class: ClassVar[type[nn.RNNBase]] = nn.GRU
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        reset_after: bool = False,
+        bidirectional: bool = False,
+        bptt_truncation: int | None = None,
+        fused: bool = False,
+        retain_hidden_grads: bool = False,
+        record_gates: bool = False,
+    ) -> None:
+        if fused and not reset_after:
+            raise ValueError("fused=True needs reset_after=True: nn.GRU applies the reset gate after U")
+        self.reset_after = reset_after  # make_cell reads it while the base class builds the cells
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            bptt_truncation=bptt_truncation,
+            fused=fused,
+            retain_hidden_grads=retain_hidden_grads,
+            record_gates=record_gates,
+        )
+
+    def make_cell(self, input_size: int, hidden_size: int) -> GRUCell:
+        return GRUCell(input_size, hidden_size, self.reset_after)
+
+    def check_fusable(self) -> None:
+        if not self.reset_after:
+            raise ValueError("fused=True needs reset_after=True: nn.GRU applies the reset gate after U")

@@ -1,0 +1,113 @@
+"""The simple recurrent network (Elman, 1990): a hidden layer that reads its own last state.
+
+Paper: J. L. Elman, "Finding Structure in Time", Cognitive Science 14(2), 179-211, 1990.
+
+A feed-forward network has no memory: the same input gives the same output whatever came before.
+Elman added *context units* that hold a copy of the hidden units from the previous time step and
+feed it back as extra input, so that the hidden state becomes a summary of the sequence so far.
+In today's notation, with ``W`` the input weights, ``U`` the recurrent (context) weights::
+
+    h_t = tanh(W x_t + U h_{t-1} + b)          h_0 = 0
+
+The same ``W``, ``U`` and ``b`` serve every step: the network is one layer unrolled in time, and a
+sequence of any length is processed with a fixed number of parameters. Elman showed that such a
+network trained to predict the next letter or word discovers word boundaries and lexical classes.
+
+Training unrolls the recurrence and backpropagates through it, "backpropagation through time"
+(Rumelhart, Hinton and Williams, 1986; Werbos, 1990). The gradient reaching step t from step T is a
+product of T - t Jacobians ``diag(1 - h_s^2) U``; when their norms are below one it shrinks
+exponentially with the distance, the vanishing gradient (Hochreiter, 1991; Bengio, Simard and
+Frasconi, 1994) that the LSTM was built to cure. ``retain_hidden_grads=True`` keeps every ``h_t`` so
+that ``||d loss / d h_t||`` can be plotted against t.
+
+Differences from the paper and options:
+
+* Elman's units were logistic; ``nonlinearity="tanh"`` (the default, centred on zero) and
+  ``"relu"`` are those of ``nn.RNN``, so that ``fused=True`` runs the same network;
+* Elman trained with ordinary backpropagation, the context units treated as a fixed input: a
+  gradient that never goes back more than one step, which is ``bptt_truncation=1`` here. A
+  truncation k > 1 is truncated BPTT (Williams and Peng, 1990): the state is detached every k steps;
+* the bias is split in two, ``b = bias_ih + bias_hh``, the layout of ``nn.RNN`` (see ``recurrent.py``).
+
+Example::
+
+    layer = ElmanRNN(input_size=8, hidden_size=32)
+    outputs, h_last = layer(torch.randn(4, 20, 8))   # (4, 20, 32), (1, 4, 32)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ai_scratch.base import check_choice
+from ai_scratch.sequence_models.recurrent import RecurrentCell, RecurrentLayer, State, affine
+
+Nonlinearity = Literal["tanh", "relu"]
+
+
+class ElmanCell(RecurrentCell):
+    """One step of Elman's network: ``h_t = tanh(W x_t + U h_{t-1} + b)``."""
+
+    gate_count: ClassVar[int] = 1  # no gates: one block of hidden_size rows
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: Nonlinearity = "tanh") -> None:
+        check_choice("nonlinearity", nonlinearity, Nonlinearity)
+        super().__init__(input_size, hidden_size)
+        self.nonlinearity = nonlinearity
+        self.squash = torch.tanh if nonlinearity == "tanh" else torch.relu
+
+    def step(self, x: Tensor, state: State) -> tuple[State, dict[str, Tensor]]:
+        (h_previous,) = state
+        pre_activation = affine(x, self.weight_ih, self.bias_ih) + affine(h_previous, self.weight_hh, self.bias_hh)
+        h = self.squash(pre_activation)  # h_t = tanh(W x_t + U h_{t-1} + b)
+        return (h,), {}
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        """``h_t`` ``(batch, hidden_size)`` from ``x_t`` ``(batch, input_size)`` and ``h_{t-1}`` (zeros if None)."""
+        state = self.initial_state(x.shape[0], x) if h is None else (h,)
+        return self.step(x, state)[0][0]
+
+
+class ElmanRNN(RecurrentLayer):
+    """Elman's network over a whole sequence; ``fused=True`` runs ``nn.RNN`` on the same parameters.
+
+    ``forward(inputs, initial_state=None)`` takes ``(batch, time, input_size)`` and returns the
+    hidden state at every step ``(batch, time, directions * hidden_size)`` and the last one
+    ``(num_layers * directions, batch, hidden_size)``, as ``nn.RNN(batch_first=True)`` does.
+    """
+
+    torch_class: ClassVar[type[nn.RNNBase]] = nn.RNN
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: Nonlinearity = "tanh",
+        bidirectional: bool = False,
+        bptt_truncation: int | None = None,
+        fused: bool = False,
+        retain_hidden_grads: bool = False,
+        record_gates: bool = False,
+    ) -> None:
+        check_choice("nonlinearity", nonlinearity, Nonlinearity)
+        self.nonlinearity = nonlinearity  # make_cell reads it while the base class builds the cells
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            bptt_truncation=bptt_truncation,
+            fused=fused,
+            retain_hidden_grads=retain_hidden_grads,
+            record_gates=record_gates,
+        )
+
+    def make_cell(self, input_size: int, hidden_size: int) -> ElmanCell:
+        return ElmanCell(input_size, hidden_size, self.nonlinearity)
+
+    def torch_options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
