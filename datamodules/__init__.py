@@ -15,6 +15,10 @@ checkpoint, sees the same data in the same order.
   colour shifts, seeded per batch.
 * :class:`ImageFolderDataModule` (``vision.py``): ImageNet-style ``train/`` and ``val/`` folders
   (ImageNet, Imagenette), AlexNet / VGG crops: shorter side 256, random or central 224 crops.
+* :class:`AddingProblemDataModule`, :class:`TemporalOrderDataModule`, :class:`CopyReverseDataModule`,
+  :class:`DateFormatDataModule` and :class:`CharLMDataModule` (``sequences.py``): seeded long-range
+  toy problems, seq2seq tasks and character-level text (CPython's pydoc topics offline; Tiny
+  Shakespeare and WikiText-2 when downloaded). For the RNNs, LSTMs, GRUs, attention and Transformers.
 * :class:`EpochSeededSampler` and :class:`TensorPairs` (``sampling.py``): the shuffle whose order is a
   function of (seed, epoch), and the in-memory dataset that hands out whole batches at once.
 
@@ -24,10 +28,22 @@ This package imports neither ``ai_scratch`` nor ``callbacks``.
 from datamodules.digits import DigitsDataModule
 from datamodules.patterns import PatternsDataModule
 from datamodules.sampling import EpochSeededSampler, TensorPairs
+from datamodules.sequences import (
+    AddingProblemDataModule,
+    CharLMDataModule,
+    CopyReverseDataModule,
+    DateFormatDataModule,
+    TemporalOrderDataModule,
+)
 from datamodules.toy import ToyDataModule
 from datamodules.vision import ImageFolderDataModule, VisionDataModule
 
 __all__ = [
+    "AddingProblemDataModule",
+    "CharLMDataModule",
+    "CopyReverseDataModule",
+    "DateFormatDataModule",
+    "TemporalOrderDataModule",
     "DigitsDataModule",
     "EpochSeededSampler",
     "ImageFolderDataModule",
