@@ -295,3 +295,20 @@ def test_torch_equivalent_shares_the_parameters():
     module = layer.torch_equivalent()
     assert module.weight_hh_l1_reverse is layer.cells[3].weight_hh
     assert {id(p) for p in module.parameters()} == {id(p) for p in layer.parameters()}
+
+
+def test_the_fused_module_is_built_once_and_anew_when_a_parameter_is_replaced():
+    layer = LSTM(3, 5, fused=True)
+    inputs = torch.randn(2, 4, 3)
+    first, _ = layer(inputs)
+    module = layer.fused_module()
+    assert layer.fused_module() is module  # kept between calls
+    assert not any(isinstance(child, nn.RNNBase) for child in layer.modules())  # not a submodule: no parameter twice
+    layer.load_state_dict(LSTM(3, 5).state_dict())  # copies into the same Parameter objects
+    assert layer.fused_module() is module
+    assert_close(layer(inputs)[0], layer.torch_equivalent()(inputs)[0])  # the loaded weights, not the first ones
+    assert not torch.equal(layer(inputs)[0], first)
+    layer.cells[0].weight_hh = nn.Parameter(torch.zeros_like(layer.cells[0].weight_hh))
+    assert layer.fused_module() is not module
+    layer(inputs)[0].sum().backward()
+    assert layer.cells[0].weight_hh.grad is not None  # gradients reach the new parameter

@@ -198,8 +198,18 @@ class RecurrentLayer(nn.Module):
                 setattr(module, name + suffix, getattr(cell, name))
         return module
 
+    def fused_module(self) -> nn.RNNBase:
+        """:meth:`torch_equivalent`, built once and kept while the layer's parameters are the same
+        objects (``.to()`` and ``load_state_dict`` keep them; replacing one builds it anew). It is
+        kept in a tuple, not as a submodule, so that the parameters are not listed twice."""
+        self.check_fusable()
+        key = tuple(id(parameter) for parameter in self.parameters())
+        if getattr(self, "_fused_cache", (None,))[0] != key:
+            self._fused_cache = (key, self.torch_equivalent())
+        return self._fused_cache[1]
+
     def forward_fused(self, inputs: Tensor, initial: State | None) -> tuple[Tensor, State]:
-        module = self.torch_equivalent()
+        module = self.fused_module()
         state = None if initial is None else self.pack_state(initial)
         k = self.bptt_truncation or inputs.shape[1]
         chunks = []
@@ -208,7 +218,7 @@ class RecurrentLayer(nn.Module):
                 state = self.pack_state(tuple(s.detach() for s in self.unpack_state(state)))
             outputs, state = module(inputs[:, start : start + k], state)
             chunks.append(outputs)
-        return torch.cat(chunks, dim=1), self.unpack_state(state)
+        return (chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1)), self.unpack_state(state)
 
     # ------------------------------------------------------------------ the hand path
 
