@@ -77,11 +77,6 @@ class GRUCell(RecurrentCell):
         h = z * h_previous + (1 - z) * candidate  # h_t = z_t * h_{t-1} + (1 - z_t) * h~_t
         return (h,), {"reset": r, "update": z, "candidate": candidate}
 
-    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
-        """``h_t`` ``(batch, hidden_size)`` from ``x_t`` ``(batch, input_size)`` and ``h_{t-1}`` (zeros if None)."""
-        state = self.initial_state(x.shape[0], x) if h is None else (h,)
-        return self.step(x, state)[0][0]
-
 
 class GRU(RecurrentLayer):
     """The GRU over a whole sequence; with ``reset_after=True``, ``fused=True`` runs ``nn.GRU`` on the same parameters.

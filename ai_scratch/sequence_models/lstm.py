@@ -104,11 +104,6 @@ class LSTMCell(RecurrentCell):
         h = o * torch.tanh(c)  # h_t = o_t * tanh(c_t)
         return (h, c), gates
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        """``(h_t, c_t)``, each ``(batch, hidden_size)``, from ``x_t`` and ``(h_{t-1}, c_{t-1})`` (zeros if None)."""
-        state = self.initial_state(x.shape[0], x) if state is None else tuple(state)
-        return self.step(x, state)[0]
-
 
 class LSTM(RecurrentLayer):
     """The LSTM over a whole sequence; ``fused=True`` runs ``nn.LSTM`` on the same parameters.

@@ -98,6 +98,15 @@ class RecurrentCell(nn.Module):
         """The new state after reading ``x`` ``(batch, input_size)``, and the gate activations."""
         raise NotImplementedError
 
+    def forward(self, x: Tensor, state: Tensor | State | None = None) -> Tensor | State:
+        """One step, as ``nn.RNNCell``/``nn.GRUCell``/``nn.LSTMCell`` take it: from ``x_t``
+        ``(batch, input_size)`` and the previous state (zeros if None), the next one: ``h_t``, or
+        ``(h_t, c_t)`` for a cell with a memory, each ``(batch, hidden_size)``."""
+        if state is None:
+            state = self.initial_state(x.shape[0], x)
+        new_state = self.step(x, (state,) if isinstance(state, Tensor) else tuple(state))[0]
+        return new_state[0] if len(new_state) == 1 else new_state
+
 
 class RecurrentLayer(nn.Module):
     """Runs :class:`RecurrentCell` s over time, stacked ``num_layers`` deep, in one or two directions.

@@ -65,11 +65,6 @@ class ElmanCell(RecurrentCell):
         h = self.squash(pre_activation)  # h_t = tanh(W x_t + U h_{t-1} + b)
         return (h,), {}
 
-    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
-        """``h_t`` ``(batch, hidden_size)`` from ``x_t`` ``(batch, input_size)`` and ``h_{t-1}`` (zeros if None)."""
-        state = self.initial_state(x.shape[0], x) if h is None else (h,)
-        return self.step(x, state)[0][0]
-
 
 class ElmanRNN(RecurrentLayer):
     """Elman's network over a whole sequence; ``fused=True`` runs ``nn.RNN`` on the same parameters.
