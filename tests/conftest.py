@@ -87,6 +87,10 @@ def subprocess_env(workdir: Path, **extra: str) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")]),
     )
     env.pop("WANDB_API_KEY", None)
+    # A process that starts wandb's service names it in WANDB_SERVICE for its children to share.
+    # A CLI subprocess is a user's process of its own: with the worker's service, a fit killed
+    # partway would leave its run open there, and its resumed fit be told "run ID is in use".
+    env.pop("WANDB_SERVICE", None)
     env.update(extra)
     (workdir / "wandb_root").mkdir(exist_ok=True)
     return env
