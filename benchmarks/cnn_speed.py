@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import statistics
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,6 +34,8 @@ from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _timing import timed  # noqa: E402  (benchmarks/, the script's own folder)
 
 MODELS = ("resnet18", "vgg11", "alexnet", "googlenet")
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -131,22 +132,6 @@ def make_step(
         optimizer.zero_grad(set_to_none=True)
 
     return step
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
-    synchronise(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronise(device)
-    return (time.perf_counter() - start) / steps
 
 
 def rounds(count: int) -> Iterator[tuple[str, str]]:

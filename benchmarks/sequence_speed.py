@@ -43,7 +43,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _stats import bootstrap_interval  # noqa: E402  (benchmarks/, the script's own folder)
+from _timing import timed  # noqa: E402
 
 REFERENCE = "torch"  # every ratio is a side's time over this side's time in the same round
 
@@ -116,13 +116,6 @@ BUILDERS: dict[str, Callable[[str, argparse.Namespace], list[Side]]] = {
 }
 
 
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def make_step(model: nn.Module, inputs: Tensor, target: Tensor, optimizer_name: str) -> Callable[[], None]:
     if optimizer_name == "adam":
         optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -136,15 +129,6 @@ def make_step(model: nn.Module, inputs: Tensor, target: Tensor, optimizer_name: 
         optimizer.zero_grad(set_to_none=True)
 
     return step
-
-
-def timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
-    synchronise(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronise(device)
-    return (time.perf_counter() - start) / steps
 
 
 def orders(names: list[str], count: int) -> Iterator[tuple[str, ...]]:
