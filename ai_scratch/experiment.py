@@ -93,7 +93,8 @@ class Experiment:
         claim: the expected result, checked at the end of fit; ``None`` for an exploratory run.
         dataset_type: ``synthetic``, ``real``, ``vision``, ``nlp`` or ``graph`` (a tag).
         scale: ``small``, ``medium`` or ``large`` (a tag).
-        domain: ``tabular``, ``vision``, ``nlp``, ``graph``, ``multimodal`` (a tag).
+        domain: ``tabular``, ``vision``, ``nlp``, ``sequence`` (generated sequences such as the adding
+            problem), ``graph``, ``multimodal``, ``audio`` (a tag).
         group: the wandb group; by default ``{model}-strengths`` or ``{model}-weaknesses``.
             Comparisons use ``{model}-vs-{previous}``, module overviews ``module-{n}-{name}``.
         tags: extra wandb tags.
@@ -107,7 +108,7 @@ class Experiment:
     claim: Claim | None = None
     dataset_type: Literal["synthetic", "real", "vision", "nlp", "graph"] = "synthetic"
     scale: Literal["small", "medium", "large"] = "small"
-    domain: Literal["tabular", "vision", "nlp", "graph", "multimodal", "audio"] = "tabular"
+    domain: Literal["tabular", "vision", "nlp", "sequence", "graph", "multimodal", "audio"] = "tabular"
     group: str | None = None
     tags: list[str] = field(default_factory=list)
     monitor: str = "val_loss"

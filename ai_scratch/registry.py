@@ -22,6 +22,9 @@ MODEL_MODULES = (
     "ai_scratch.cnn_revolution.vgg",
     "ai_scratch.cnn_revolution.googlenet",
     "ai_scratch.cnn_revolution.resnet",
+    "ai_scratch.sequence_models.rnn",
+    "ai_scratch.sequence_models.lstm",
+    "ai_scratch.sequence_models.gru",
 )
 
 #: ``ai-scratch compare <name>``: the module whose ``main(args)`` runs it, and what it shows.

@@ -34,20 +34,28 @@ The gates are stacked in ``nn.GRU``'s order (r, z, n) and each bias is split in 
 ``b = bias_ih + bias_hh`` (``recurrent.py``); with ``reset_after=False`` the two candidate biases
 simply add. ``nn.GRU``'s ``(1 - z) * n + z * h`` is the paper's last equation.
 
+With three blocks of weights where the LSTM has four, a GRU layer has three quarters of an LSTM
+layer's parameters at the same width: ``3 (h (x + h) + 2 h)`` against ``4 (h (x + h) + 2 h)``.
+
 Example::
 
     layer = GRU(input_size=8, hidden_size=32)
     outputs, h_last = layer(torch.randn(4, 20, 8))   # (4, 20, 32), (1, 4, 32)
+
+    model = GRUNetwork(task="regression", input_size=2, output_size=1, hidden_size=64)
+    model(torch.rand(8, 50, 2)).shape                # (8,): the adding problem's answer
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from ai_scratch.info import ModelInfo
 from ai_scratch.sequence_models.recurrent import RecurrentCell, RecurrentLayer, State, affine
+from ai_scratch.sequence_models.tasks import RecurrentNetwork, Task
 
 
 class GRUCell(RecurrentCell):
@@ -120,3 +128,68 @@ class GRU(RecurrentLayer):
     def check_fusable(self) -> None:
         if not self.reset_after:
             raise ValueError("fused=True needs reset_after=True: nn.GRU applies the reset gate after U")
+
+
+class GRUNetwork(RecurrentNetwork):
+    """The GRU as a LightningModule: :class:`GRU` and a linear readout.
+
+    Args:
+        reset_after: ``False`` the published candidate (reset before U), hand path only; ``True``
+            the reset after U, as ``nn.GRU`` and cuDNN compute it (needed for ``fused=True``).
+        The others: see :class:`~ai_scratch.sequence_models.tasks.RecurrentNetwork`.
+    """
+
+    INFO = ModelInfo(
+        name="gru",
+        full_name="GRU",
+        module=4,
+        pattern="engine-based",
+        year_introduced=2014,
+        authors=(
+            "Kyunghyun Cho", "Bart van Merrienboer", "Caglar Gulcehre", "Dzmitry Bahdanau",
+            "Fethi Bougares", "Holger Schwenk", "Yoshua Bengio",
+        ),  # fmt: skip
+        paper_title="Learning Phrase Representations using RNN Encoder-Decoder for Statistical Machine Translation",
+        key_innovations=(
+            "a reset gate that lets the unit drop the past when it proposes a new state",
+            "an update gate that interpolates between the old state and the proposal, unit by unit",
+            "the LSTM's long memory without a separate cell or output gate: fewer parameters",
+        ),
+        architecture_type="rnn",
+        learning_algorithm="backpropagation through time",
+        loss_function="mean squared error (regression) or cross-entropy (classes, next token)",
+        optimizer="Adam",
+        framework="pytorch",
+        difficulty_level="intermediate",
+        key_learning_objectives=(
+            "write the reset and update gates and match nn.GRU (reset after U) exactly",
+            "see why z_t near 1 copies the state forward like the LSTM's carousel",
+            "solve the adding problem with three quarters of the LSTM's parameters",
+        ),
+        estimated_training_time="minutes",
+    )
+
+    layer_class = GRU
+
+    def __init__(
+        self,
+        task: Task = "regression",
+        input_size: int = 2,
+        output_size: int = 1,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        reset_after: bool = False,
+        embedding_size: int | None = None,
+        fused: bool = False,
+        bptt_truncation: int | None = None,
+        learning_rate: float = 1e-3,
+        context_size: int | None = None,
+    ) -> None:
+        self.reset_after = reset_after  # layer_options reads it while the base class builds the layer
+        super().__init__(
+            task, input_size, output_size, hidden_size, num_layers, embedding_size, fused, bptt_truncation, learning_rate, context_size
+        )
+        self.save_hyperparameters()
+
+    def layer_options(self) -> dict[str, Any]:
+        return {"reset_after": self.reset_after}

@@ -45,20 +45,31 @@ Differences from the papers and options:
 ``record_gates=True`` keeps the gates (``"input"``, ``"forget"``, ``"cell_candidate"``, ``"output"``)
 and the states (``"hidden"``, ``"cell"``) of the last forward in ``recorded``, one dict per cell.
 
+Paper-sized: the 1997 paper's networks had a handful of memory cells; the configurations that made
+the LSTM the language model of the 2010s are Zaremba, Sutskever and Vinyals's (2014, "Recurrent
+Neural Network Regularization") on the Penn Treebank: two layers over a 10,000-word vocabulary,
+"medium" with 650 units per layer (about 20M parameters) and "large" with 1,500 (about 66M), as the
+paper states. :data:`PAPER_CONFIGS` holds both; the counts are tested against ``nn.LSTM``.
+
 Example::
 
     layer = LSTM(input_size=8, hidden_size=32, forget_bias=1.0)
     outputs, (h_last, c_last) = layer(torch.randn(4, 20, 8))   # (4, 20, 32), (1, 4, 32) twice
+
+    model = LSTMNetwork(task="regression", input_size=2, output_size=1, hidden_size=64, forget_bias=1.0)
+    model(torch.rand(8, 100, 2)).shape                           # (8,): the adding problem's answer
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from ai_scratch.info import ModelInfo
 from ai_scratch.sequence_models.recurrent import RecurrentCell, RecurrentLayer, State, affine
+from ai_scratch.sequence_models.tasks import RecurrentNetwork, Task
 
 
 class LSTMCell(RecurrentCell):
@@ -152,3 +163,77 @@ class LSTM(RecurrentLayer):
     def check_fusable(self) -> None:
         if not self.forget_gate:
             raise ValueError("fused=True needs forget_gate=True: nn.LSTM has no cell without a forget gate")
+
+
+#: Zaremba et al.'s (2014) Penn Treebank language models, as :class:`LSTMNetwork` arguments: the
+#: paper gives "20M" parameters for medium and "66M" for large (embedding, two LSTM layers, softmax).
+PAPER_CONFIGS: dict[str, dict[str, Any]] = {
+    "zaremba_medium": {"task": "language_model", "input_size": 10_000, "output_size": 10_000, "hidden_size": 650, "num_layers": 2},
+    "zaremba_large": {"task": "language_model", "input_size": 10_000, "output_size": 10_000, "hidden_size": 1500, "num_layers": 2},
+}
+
+
+class LSTMNetwork(RecurrentNetwork):
+    """The LSTM as a LightningModule: :class:`LSTM` and a linear readout.
+
+    Args:
+        forget_gate: ``True`` the modern cell (Gers et al., 2000); ``False`` the 1997 cell, hand path only.
+        forget_bias: the forget gate's starting bias (``1.0``: Jozefowicz et al., 2015); ``None``:
+            PyTorch's uniform initialisation.
+        The others: see :class:`~ai_scratch.sequence_models.tasks.RecurrentNetwork`.
+    """
+
+    INFO = ModelInfo(
+        name="lstm",
+        full_name="LSTM",
+        module=4,
+        pattern="engine-based",
+        year_introduced=1997,
+        authors=("Sepp Hochreiter", "Jürgen Schmidhuber"),
+        paper_title="Long Short-Term Memory",
+        key_innovations=(
+            "the constant error carousel: a linear memory cell whose error flows back unchanged",
+            "multiplicative input and output gates that protect the cell from irrelevant inputs",
+            "time lags of hundreds of steps bridged where backpropagation through time failed",
+            "the forget gate (Gers et al., 2000), which lets a cell reset its memory",
+        ),
+        architecture_type="rnn",
+        learning_algorithm="backpropagation through time",
+        loss_function="mean squared error (regression) or cross-entropy (classes, next token)",
+        optimizer="Adam",
+        framework="pytorch",
+        difficulty_level="intermediate",
+        key_learning_objectives=(
+            "write the gates and the cell update from the equations and match nn.LSTM exactly",
+            "see why d c_t / d c_{t-1} = f_t keeps gradients alive over 100 steps",
+            "solve the adding problem at T = 100, where the Elman network stays at the mean",
+            "read the gates' activations over a sequence: when the cell writes, keeps and shows",
+        ),
+        estimated_training_time="minutes",
+    )
+
+    layer_class = LSTM
+
+    def __init__(
+        self,
+        task: Task = "regression",
+        input_size: int = 2,
+        output_size: int = 1,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        forget_gate: bool = True,
+        forget_bias: float | None = 1.0,
+        embedding_size: int | None = None,
+        fused: bool = False,
+        bptt_truncation: int | None = None,
+        learning_rate: float = 1e-3,
+        context_size: int | None = None,
+    ) -> None:
+        self.forget_gate, self.forget_bias = forget_gate, forget_bias  # layer_options reads them
+        super().__init__(
+            task, input_size, output_size, hidden_size, num_layers, embedding_size, fused, bptt_truncation, learning_rate, context_size
+        )
+        self.save_hyperparameters()
+
+    def layer_options(self) -> dict[str, Any]:
+        return {"forget_gate": self.forget_gate, "forget_bias": self.forget_bias}
