@@ -25,6 +25,8 @@ MODEL_MODULES = (
     "ai_scratch.sequence_models.rnn",
     "ai_scratch.sequence_models.lstm",
     "ai_scratch.sequence_models.gru",
+    "ai_scratch.sequence_models.bahdanau",
+    "ai_scratch.sequence_models.transformer",
 )
 
 #: ``ai-scratch compare <name>``: the module whose ``main(args)`` runs it, and what it shows.

@@ -1,7 +1,8 @@
-"""Speed of a training step: our recurrent layers, fused and by hand, against nn.RNN, nn.LSTM and nn.GRU.
+"""Speed of a training step: our recurrent and Transformer layers, fused and by hand, against PyTorch's.
 
     python benchmarks/sequence_speed.py                          # CPU, batch 64 x 100 steps x 2 inputs, hidden 64
     python benchmarks/sequence_speed.py --models lstm --rounds 30
+    python benchmarks/sequence_speed.py --models transformer --hidden-size 128 --num-heads 8
     python benchmarks/sequence_speed.py --device cuda --batch-size 256 --time-steps 200 --hidden-size 256
 
 For each model, three networks that compute the same function, one training step each:
@@ -28,9 +29,13 @@ the paired ratio, the side's time over ``torch``'s time in the same round, with 
 interval. The fused path must be at parity (at most 1.05); the hand cells' ratio is reported as it
 is, the price of seeing every step in Python.
 
-The Transformer layer of Module 4 joins :data:`BUILDERS` when it exists: its builder returns
-``nn.TransformerEncoderLayer(batch_first=True)`` configured the same as ``torch`` and our layer as
-a side held to parity, the weights copied the same way.
+``--models transformer``: the Transformer's encoder layer (``transformer.EncoderLayer``, post-norm,
+``d_model = --hidden-size``, ``--num-heads`` heads, ``d_ff = 4 d_model``, no dropout so that the
+sides compute the same numbers) against ``nn.TransformerEncoderLayer(batch_first=True)`` configured
+the same. **fused** is our layer with ``fused=True`` (attention by
+``scaled_dot_product_attention``), held to parity; **hand** writes eq. 1 out (``softmax(Q K^T /
+sqrt(d_k)) V``), reported as it is. All three sides read the inputs through one shared linear map
+from ``--input-size`` to ``d_model``.
 """
 
 from __future__ import annotations
@@ -106,13 +111,44 @@ def recurrent_sides(name: str, options: argparse.Namespace) -> list[Side]:
     return [Side(REFERENCE, reference, parity=False), Side("fused", fused, parity=True), Side("hand", hand, parity=False)]
 
 
-#: model name -> builder of its sides, the reference first. The Transformer's entry comes with its
-#: layer: ``nn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True)``
-#: against ours, configured the same, ours held to parity.
+def transformer_sides(name: str, options: argparse.Namespace) -> list[Side]:
+    """torch, fused and hand sides of one Transformer encoder layer, ours holding the torch layer's
+    weights, each behind the same input projection (``--input-size`` -> ``d_model``)."""
+    from ai_scratch.sequence_models.transformer import EncoderLayer
+
+    d_model, heads = options.hidden_size, options.num_heads
+    if d_model % heads:
+        raise SystemExit(f"--hidden-size ({d_model}) must be a multiple of --num-heads ({heads}) for the Transformer")
+    reference = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=4 * d_model, dropout=0.0, batch_first=True)
+    projection = nn.Linear(options.input_size, d_model)
+    sides = [Side(REFERENCE, nn.Sequential(projection, reference), parity=False)]
+    for side_name, fused in (("fused", True), ("hand", False)):
+        ours = EncoderLayer(d_model, heads, 4 * d_model, dropout=0.0, fused=fused)
+        w_q, w_k, w_v = reference.self_attn.in_proj_weight.detach().chunk(3)
+        b_q, b_k, b_v = reference.self_attn.in_proj_bias.detach().chunk(3)
+        copies = {
+            "self_attention.w_q.weight": w_q, "self_attention.w_q.bias": b_q,
+            "self_attention.w_k.weight": w_k, "self_attention.w_k.bias": b_k,
+            "self_attention.w_v.weight": w_v, "self_attention.w_v.bias": b_v,
+            "self_attention.w_o.weight": reference.self_attn.out_proj.weight, "self_attention.w_o.bias": reference.self_attn.out_proj.bias,
+            "feed_forward.linear1.weight": reference.linear1.weight, "feed_forward.linear1.bias": reference.linear1.bias,
+            "feed_forward.linear2.weight": reference.linear2.weight, "feed_forward.linear2.bias": reference.linear2.bias,
+            "norm1.weight": reference.norm1.weight, "norm1.bias": reference.norm1.bias,
+            "norm2.weight": reference.norm2.weight, "norm2.bias": reference.norm2.bias,
+        }  # fmt: skip
+        ours.load_state_dict({key: value.detach().clone() for key, value in copies.items()})
+        own_projection = nn.Linear(options.input_size, d_model)
+        own_projection.load_state_dict(projection.state_dict())
+        sides.append(Side(side_name, nn.Sequential(own_projection, ours), parity=fused))
+    return sides
+
+
+#: model name -> builder of its sides, the reference first.
 BUILDERS: dict[str, Callable[[str, argparse.Namespace], list[Side]]] = {
     "rnn": recurrent_sides,
     "lstm": recurrent_sides,
     "gru": recurrent_sides,
+    "transformer": transformer_sides,
 }
 
 
@@ -197,13 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=2, help="features per step (the adding problem has 2)")
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--num-layers", type=int, default=1)
+    parser.add_argument("--num-heads", type=int, default=4, help="attention heads of the Transformer layer")
     parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each side first")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per side per round")
     parser.add_argument("--rounds", type=int, default=30, help="alternating rounds (the 6 orders of 3 sides in turn)")
     parser.add_argument("--parity", type=float, default=1.05, help="the ratio counted as parity")
     options = parser.parse_args(argv)
-    for flag in ("batch_size", "time_steps", "input_size", "hidden_size", "num_layers", "steps", "rounds"):
+    for flag in ("batch_size", "time_steps", "input_size", "hidden_size", "num_layers", "num_heads", "steps", "rounds"):
         if getattr(options, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
     if options.warmup < 0:
@@ -217,19 +254,19 @@ def main(argv: list[str] | None = None) -> int:
         f" x {options.input_size} inputs, hidden {options.hidden_size}, {options.num_layers} layer(s),"
         f" {options.optimizer}, {options.rounds} rounds x {options.steps} steps"
     )
-    print(f"{'model':<6} {'side':<6} {'ms/step':>9} {'/ torch':>8} {'90% interval':>17}  parity")
+    print(f"{'model':<11} {'side':<6} {'ms/step':>9} {'/ torch':>8} {'90% interval':>17}  parity")
     worst = 0.0
     for name in options.models:
         rows = compare(name, options, device)
         for side, row in rows.items():
             if side == REFERENCE:
-                print(f"{name:<6} {side:<6} {row['ms']:>9.2f}", flush=True)
+                print(f"{name:<11} {side:<6} {row['ms']:>9.2f}", flush=True)
                 continue
             verdict = ("yes" if row["ratio"] <= options.parity else "NO") if row["parity"] else "-"
             if row["parity"]:
                 worst = max(worst, row["ratio"])
             interval = f"[{row['low']:.3f}, {row['high']:.3f}]"
-            print(f"{name:<6} {side:<6} {row['ms']:>9.2f} {row['ratio']:>8.3f} {interval:>17}  {verdict}", flush=True)
+            print(f"{name:<11} {side:<6} {row['ms']:>9.2f} {row['ratio']:>8.3f} {interval:>17}  {verdict}", flush=True)
     print(f"worst fused ratio {worst:.3f} (parity: at most {options.parity})")
     print(versions())
     return 0 if worst <= options.parity else 1

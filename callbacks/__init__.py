@@ -23,12 +23,17 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
   gradient flow, convolution filters and feature maps; PNG under the run's log dir, and
   ``wandb.Image`` when a run exists. Where a figure does not apply to a module, it says so once
   and draws nothing; a figure never fails a fit.
+* Sequence models: :class:`AttentionMaps` (:mod:`callbacks.attention_maps`: the attention weights
+  any model exposes), :class:`TimeStepGradients` (``||d loss / d h_t||`` against t),
+  :class:`GateActivations` (LSTM / GRU gates over a sequence) and :class:`TextSamples` (generated
+  text or greedy translations, a file and a ``wandb.Table``) in :mod:`callbacks.sequence_figures`.
 
 A module may offer ``model_info() -> dict`` (name, module, category, pattern, framework, ...);
 the metadata and artifact callbacks use it when it is there.
 """
 
 from callbacks.artifacts import WandbCheckpointArtifacts
+from callbacks.attention_maps import AttentionMaps
 from callbacks.dataset_artifact import WandbDatasetArtifact
 from callbacks.figures import (
     ConfusionMatrix,
@@ -43,20 +48,25 @@ from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from callbacks.generalization import GeneralizationGap
 from callbacks.memory_format import ChannelsLast
 from callbacks.metadata import WandbRunMetadata, tags_from_model_info
+from callbacks.sequence_figures import GateActivations, TextSamples, TimeStepGradients
 from callbacks.visualization_artifact import WandbFigureArtifact
 from callbacks.watch import WandbWatch
 
 __all__ = [
+    "AttentionMaps",
     "ChannelsLast",
     "ConfusionMatrix",
     "ConvFilters",
     "DecisionBoundary",
     "FigureCallback",
+    "GateActivations",
     "GeneralizationGap",
     "GradientFlow",
     "LearningCurves",
     "NonFiniteLossError",
     "StopOnNonFiniteLoss",
+    "TextSamples",
+    "TimeStepGradients",
     "WandbCheckpointArtifacts",
     "WandbDatasetArtifact",
     "WandbFigureArtifact",

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from lightning.pytorch.callbacks import Callback
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -40,6 +42,9 @@ from torchmetrics.text import BLEUScore, Perplexity
 
 from ai_scratch.base import BaseModel, check_choice
 from ai_scratch.sequence_models.recurrent import RecurrentLayer, check_positive
+from callbacks import AttentionMaps
+from callbacks.figures import GradientFlow, LearningCurves
+from callbacks.sequence_figures import GateActivations, TextSamples, TimeStepGradients
 
 Task = Literal["regression", "classification", "language_model"]
 PAD_INDEX, BOS_INDEX, EOS_INDEX = 0, 1, 2
@@ -117,6 +122,13 @@ class SequenceTaskModel(BaseModel):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
+
+    def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
+        """Learning curves and gradient flow; a language model's text samples (a ``wandb.Table``)."""
+        drawn: list[Callback] = [LearningCurves(every_n_epochs=every_n_epochs), GradientFlow(every_n_epochs=every_n_epochs)]
+        if self.task == "language_model":
+            drawn.append(TextSamples(temperature=0.8, every_n_epochs=every_n_epochs))
+        return drawn
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -255,6 +267,16 @@ class Seq2SeqModel(BaseModel):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._evaluate(batch, "test")
 
+    def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
+        """Learning curves, gradient flow, the attention maps of any module that exposes its weights,
+        and a table of validation sources with their expected and greedy-decoded targets."""
+        return [
+            LearningCurves(every_n_epochs=every_n_epochs),
+            GradientFlow(every_n_epochs=every_n_epochs),
+            AttentionMaps(every_n_epochs=every_n_epochs),
+            TextSamples(every_n_epochs=every_n_epochs),
+        ]
+
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Tensor:
         source = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self.greedy_decode(source)
@@ -320,6 +342,15 @@ class RecurrentNetwork(SequenceTaskModel):
             self.input_size, self.output_size = (context_size or 8,), (context_size or 8, output_size)
         else:
             self.set_sizes((8, input_size), (output_size,) if task == "classification" else ())
+
+    def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
+        """The task's figures, and the recurrent ones: the gradient reaching each time step (why the
+        Elman network forgets) and the gates of an LSTM or GRU over one validation sequence."""
+        return [
+            *super().figures(every_n_epochs),
+            TimeStepGradients(last_step_loss=True, every_n_epochs=every_n_epochs),
+            GateActivations(every_n_epochs=every_n_epochs),
+        ]
 
     def layer_options(self) -> dict[str, Any]:
         """The layer's own options (nonlinearity, forget gate, reset placement)."""
