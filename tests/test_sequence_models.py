@@ -161,3 +161,19 @@ def test_adding_problem_claims_hold_on_another_seed(workdir: Path, name: str, se
     """The configs run seed 0 in ``ai-scratch reproduce``; here the same claim on another seed."""
     cli = main(["fit", "--config", config(name), *QUIET, "--figures=false", f"--seed_everything={seed}"])
     assert cli.claim_result is not None and cli.claim_result.reproduced, cli.claim_result.line()
+
+
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("lstm/adding_problem_strength", ["--model.fused=false", "--data.train_size=128", "--data.val_size=64", "--data.test_size=64"]),
+        ("transformer/reversal_strength", ["--data.train_size=128", "--data.val_size=64", "--data.test_size=64"]),
+    ],
+)
+def test_bf16_mixed_precision_fits_the_hand_written_paths(workdir: Path, name: str, extra: list[str]) -> None:
+    """``--trainer.precision bf16-mixed`` (what a GPU or an MPS device runs) on the hand cells and the
+    hand-written attention: finite metrics, and the claim is still checked."""
+    cli = main(["fit", "--config", config(name), *QUIET, *SMOKE, "--figures=false", "--trainer.precision=bf16-mixed", *extra])
+    assert cli.trainer.precision == "bf16-mixed"
+    assert cli.claim_result is not None and cli.claim_result.observed is not None
+    assert all(torch.isfinite(value).all() for value in cli.trainer.callback_metrics.values())

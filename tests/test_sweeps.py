@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,16 @@ class PressCtrlC(Callback):
         raise KeyboardInterrupt
 
 
+@pytest.fixture
+def ctrl_c_enabled() -> Iterator[None]:
+    """Python's own Ctrl+C handler for the test, whatever pytest started with: a pytest that a shell
+    started in the background inherits SIGINT ignored, and Python then keeps it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_enabled")
 def test_ctrl_c_ends_the_sweep_and_the_same_command_resumes_it(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Ctrl+C during a trial ends the sweep (status 130) with the finished trials kept; the
     interrupted trial is not counted, so the next run of the command runs its turn again."""
