@@ -30,6 +30,6 @@ def test_lstm_on_the_adding_problem_on_two_processes(tmp_path: Path) -> None:
     (run_file,) = find_runs(tmp_path / "wandb_root")  # one run for two processes
     log = read_run(run_file)
     assert log.project == "ai-from-scratch-lstm" and log.exit_code == 0
-    assert {"train_mse", "val_mse", "val_loss", "test_mse"} <= log.history_keys
+    assert {"train_mse", "train_loss", "val_mse", "val_loss"} <= log.history_keys
     assert [row["epoch"] for row in log.history if "val_mse" in row] == [0, 1]  # one row per epoch, not per process
     assert "sequence" in log.tags and "module-4" in log.tags
