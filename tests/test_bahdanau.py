@@ -232,9 +232,10 @@ def test_length_report_measures_each_length_and_draws_the_curve(tmp_path: Path) 
 # ------------------------------------------------------------------ the claims (slow)
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("name", ["reversal_attention", "reversal_no_attention_weakness"])
-def test_reversal_claims_hold_for_three_seeds(workdir: Path, name: str, seed: int) -> None:
+def test_reversal_claims_hold_on_other_seeds(workdir: Path, name: str, seed: int) -> None:
+    """Seed 0, the config's own, is run by ``ai-scratch reproduce``; here the other seeds it was calibrated on."""
     cli = main(["fit", "--config", config(f"lstm_attention/{name}"), *QUIET, "--figures", "false", "--seed_everything", str(seed)])
     assert cli.claim_result.reproduced, cli.claim_result.line()
 

@@ -311,8 +311,9 @@ def test_bad_option_is_one_line_and_status_2(workdir: Path, capsys: pytest.Captu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["reversal_strength", "without_positions_weakness", "char_lm_pydoc"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_claims_hold_over_seeds(workdir: Path, experiment: str, seed: int) -> None:
+    """Seed 0, the config's own, is run by ``ai-scratch reproduce``; here the other seeds it was calibrated on."""
     cli = main(["fit", "--config", config(f"transformer/{experiment}"), *QUIET, "--figures", "false", "--seed_everything", str(seed)])
     assert cli.claim_result is not None and cli.claim_result.reproduced, cli.claim_result.line()
 
