@@ -254,8 +254,10 @@ def test_attention_is_at_least_0_3_above_the_same_network_without_it(workdir: Pa
 
 def assert_attention_is_the_anti_diagonal(model: BahdanauSeq2Seq, datamodule) -> None:
     """Output symbol i of a reversal is source symbol L - 1 - i: the weight of each output step peaks
-    there (within one position: an annotation h_j also knows its neighbours), on nine tenths of them."""
-    source, target = datamodule.arrays("test")
+    there or one position off, on nine tenths of them. One off is the rule rather than the exception:
+    seed 0's model peaks one position later on about three quarters of the steps, on the annotation
+    whose forward half has just read the symbol."""
+    source, target = (torch.as_tensor(array) for array in datamodule.arrays("test"))
     model.eval()
     with torch.no_grad():
         model(source.to(model.device), target[:, :-1].to(model.device))  # teacher-forced: every step's weights
