@@ -108,6 +108,14 @@ def test_zaremba_language_models_match_the_paper_and_nn_lstm(name: str, stated: 
     assert abs(count(model) - stated) / stated < 0.02
 
 
+def test_cho_encoder_matches_nn_gru() -> None:
+    with torch.device("meta"):
+        model = GRUNetwork(**gru.PAPER_CONFIGS["cho_encoder"])
+        reference = nn.Embedding(15_000, 100), nn.GRU(100, 1000)
+    assert count(model.embedding) + count(model.recurrent) == sum(count(module) for module in reference) == 4_806_000
+    assert count(model.head) == 1000 * 15_000 + 15_000  # the readout of a language model over the same words
+
+
 def test_a_gru_has_three_quarters_of_an_lstms_parameters() -> None:
     layers = {name: NETWORKS[name](hidden_size=64).recurrent for name in ("gru", "lstm")}
     assert count(layers["gru"]) / count(layers["lstm"]) == 0.75

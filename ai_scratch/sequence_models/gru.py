@@ -37,6 +37,13 @@ simply add. ``nn.GRU``'s ``(1 - z) * n + z * h`` is the paper's last equation.
 With three blocks of weights where the LSTM has four, a GRU layer has three quarters of an LSTM
 layer's parameters at the same width: ``3 (h (x + h) + 2 h)`` against ``4 (h (x + h) + 2 h)``.
 
+Paper-sized (Section 4.1): the encoder and the decoder each have 1,000 gated hidden units, and the
+input matrices are factored through rank-100 matrices, "equivalent to learning an embedding of
+dimension 100 for each word", over vocabularies of 15,000 words. :data:`PAPER_CONFIGS` holds the
+encoder as a :class:`GRUNetwork` (embedding and GRU layer; the paper's decoder and maxout readout are
+not part of it): 15,000 x 100 + 3 (1,000 (100 + 1,000) + 2 x 1,000) = 4,806,000 parameters before
+the readout, tested against ``nn.Embedding`` and ``nn.GRU``.
+
 Example::
 
     layer = GRU(input_size=8, hidden_size=32)
@@ -128,6 +135,12 @@ class GRU(RecurrentLayer):
     def check_fusable(self) -> None:
         if not self.reset_after:
             raise ValueError("fused=True needs reset_after=True: nn.GRU applies the reset gate after U")
+
+
+#: Cho et al.'s (2014) encoder, as :class:`GRUNetwork` arguments (a language model over its vocabulary).
+PAPER_CONFIGS: dict[str, dict[str, Any]] = {
+    "cho_encoder": {"task": "language_model", "input_size": 15_000, "output_size": 15_000, "hidden_size": 1000, "embedding_size": 100},
+}
 
 
 class GRUNetwork(RecurrentNetwork):
