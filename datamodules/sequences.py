@@ -166,7 +166,8 @@ class AddingProblemDataModule(_GeneratedSequences):
         seed: seed of the draws and of the training shuffle (>= 0).
 
     Attributes:
-        input_size: 2 (value, marker). ``output_size``: 1 (targets have shape ``(N,)``).
+        input_size: 2 (value, marker), named in ``feature_names``. ``output_size``: 1 (targets have
+        shape ``(N,)``).
         baseline_mse: 1/6, the MSE of the constant prediction 1.
 
     Raises:
@@ -189,6 +190,7 @@ class AddingProblemDataModule(_GeneratedSequences):
         self.save_hyperparameters()
         self.seq_len = seq_len
         self.input_size, self.output_size = 2, 1
+        self.feature_names: list[str] = ["value", "marker"]
 
     def generate(self, size: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
         return make_adding(size, self.seq_len, rng)
