@@ -115,9 +115,7 @@ class GRU(RecurrentLayer):
         retain_hidden_grads: bool = False,
         record_gates: bool = False,
     ) -> None:
-        if fused and not reset_after:
-            raise ValueError("fused=True needs reset_after=True: nn.GRU applies the reset gate after U")
-        self.reset_after = reset_after  # make_cell reads it while the base class builds the cells
+        self.reset_after = reset_after  # make_cell and check_fusable read it while the base class builds the layer
         super().__init__(
             input_size,
             hidden_size,

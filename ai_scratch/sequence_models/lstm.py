@@ -140,11 +140,7 @@ class LSTM(RecurrentLayer):
         retain_hidden_grads: bool = False,
         record_gates: bool = False,
     ) -> None:
-        if fused and not forget_gate:
-            raise ValueError("fused=True needs forget_gate=True: nn.LSTM has no cell without a forget gate")
-        if not forget_gate and forget_bias is not None:
-            raise ValueError("forget_bias needs forget_gate=True: the 1997 cell has no forget gate")
-        self.forget_gate = forget_gate  # make_cell reads them while the base class builds the cells
+        self.forget_gate = forget_gate  # make_cell and check_fusable read them while the base class builds the layer
         self.forget_bias = forget_bias
         super().__init__(
             input_size,

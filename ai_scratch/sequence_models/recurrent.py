@@ -138,6 +138,8 @@ class RecurrentLayer(nn.Module):
                 # The backward direction starts at the last step: chunks of k steps would cut it off
                 # from the future it exists to see.
                 raise ValueError("bptt_truncation cannot be combined with bidirectional=True")
+        if fused:
+            self.check_fusable()  # a cell without a PyTorch twin is refused now, not at the first forward
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -211,7 +213,6 @@ class RecurrentLayer(nn.Module):
         """:meth:`torch_equivalent`, built once and kept while the layer's parameters are the same
         objects (``.to()`` and ``load_state_dict`` keep them; replacing one builds it anew). It is
         kept in a tuple, not as a submodule, so that the parameters are not listed twice."""
-        self.check_fusable()
         key = tuple(id(parameter) for parameter in self.parameters())
         if getattr(self, "_fused_cache", (None,))[0] != key:
             self._fused_cache = (key, self.torch_equivalent())
