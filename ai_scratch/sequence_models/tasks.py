@@ -49,6 +49,13 @@ from callbacks.sequence_figures import GateActivations, TextSamples, TimeStepGra
 Task = Literal["regression", "classification", "language_model"]
 PAD_INDEX, BOS_INDEX, EOS_INDEX = 0, 1, 2
 
+#: The datamodule attributes that a task's ``input_size`` and ``output_size`` must equal.
+DATA_SIZES: dict[str, tuple[str, str]] = {
+    "regression": ("input_size", "output_size"),
+    "classification": ("input_size", "num_classes"),
+    "language_model": ("vocab_size", "vocab_size"),
+}
+
 
 class SequenceTaskModel(BaseModel):
     """A model of one sequence in, trained for :data:`Task` ``task``; subclasses write ``forward``.
@@ -79,12 +86,9 @@ class SequenceTaskModel(BaseModel):
     def setup(self, stage: str) -> None:
         """Refuse, in one line, a datamodule whose sizes do not fit the model's (a vocabulary of 103
         characters and an embedding of 100 would otherwise fail deep inside a batch)."""
-        datamodule = self.attached_trainer().datamodule if self.attached_trainer() is not None else None
-        expected = {"language_model": ("vocab_size", "vocab_size"), "classification": ("input_size", "num_classes")}
-        expected["regression"] = ("input_size", "output_size")
-        for side, attribute in zip(("input_size", "output_size"), expected[self.task]):
-            have = getattr(datamodule, attribute, None) if datamodule is not None else None
-            want = self.hparams.get(side) if side in self.hparams else None
+        datamodule = self.trainer.datamodule  # setup is the Trainer's call: it is attached
+        for side, attribute in zip(("input_size", "output_size"), DATA_SIZES[self.task]):
+            have, want = getattr(datamodule, attribute, None), self.hparams.get(side)
             if isinstance(have, int) and isinstance(want, int) and have != want:
                 raise ValueError(f"the model's {side} is {want} but the data's {attribute} is {have}: set --model.{side}={have}")
 
