@@ -15,8 +15,8 @@ checkpoint, sees the same data in the same order.
   colour shifts, seeded per batch.
 * :class:`ImageFolderDataModule` (``vision.py``): ImageNet-style ``train/`` and ``val/`` folders
   (ImageNet, Imagenette), AlexNet / VGG crops: shorter side 256, random or central 224 crops.
-* :class:`AddingProblemDataModule`, :class:`TemporalOrderDataModule`, :class:`CopyReverseDataModule`,
-  :class:`DateFormatDataModule` and :class:`CharLMDataModule` (``sequences.py``): seeded long-range
+* :class:`AddingProblemDataModule`, :class:`ContinualAddingDataModule`, :class:`TemporalOrderDataModule`,
+  :class:`CopyReverseDataModule`, :class:`DateFormatDataModule` and :class:`CharLMDataModule` (``sequences.py``): seeded long-range
   toy problems, seq2seq tasks and character-level text (CPython's pydoc topics offline; Tiny
   Shakespeare and WikiText-2 when downloaded). For the RNNs, LSTMs, GRUs, attention and Transformers.
 * :class:`EpochSeededSampler` and :class:`TensorPairs` (``sampling.py``): the shuffle whose order is a
@@ -30,6 +30,7 @@ from datamodules.patterns import PatternsDataModule
 from datamodules.sampling import EpochSeededSampler, TensorPairs
 from datamodules.sequences import (
     AddingProblemDataModule,
+    ContinualAddingDataModule,
     CharLMDataModule,
     CopyReverseDataModule,
     DateFormatDataModule,
@@ -40,6 +41,7 @@ from datamodules.vision import ImageFolderDataModule, VisionDataModule
 
 __all__ = [
     "AddingProblemDataModule",
+    "ContinualAddingDataModule",
     "CharLMDataModule",
     "CopyReverseDataModule",
     "DateFormatDataModule",

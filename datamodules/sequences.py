@@ -4,6 +4,8 @@ Generated, seeded (every split its own draw, from ``derive_seed(seed, split)``):
 
 * :class:`AddingProblemDataModule`: Hochreiter and Schmidhuber's (1997) adding problem in its modern
   form: two of ``seq_len`` random values are marked, the target is their sum (regression).
+* :class:`ContinualAddingDataModule`: the adding problem on a stream of segments with no end (Gers,
+  Schmidhuber and Cummins, 2000): the target is the sum of the last segment's two marked values.
 * :class:`TemporalOrderDataModule`: Hochreiter and Schmidhuber's (1997) temporal order problem: the
   class is the order of two symbols (X or Y) hidden far apart among distractors (4 classes).
 * :class:`CopyReverseDataModule`: copy or reverse a sequence of tokens (seq2seq).
@@ -117,8 +119,12 @@ class _GeneratedSequences(SplitDataModule):
         if self.train_dataset is not None:
             return
         for split in SPLITS:
-            setattr(self, f"{split}_dataset", TensorPairs(*self.generate(self.sizes[split], _split_rng(self.seed, split))))
+            setattr(self, f"{split}_dataset", TensorPairs(*self.generate_split(split)))
             self.split_indices[split] = np.arange(self.sizes[split])
+
+    def generate_split(self, split: str) -> tuple[Tensor, Tensor]:
+        """One split's draw; a module whose splits differ in more than their size overrides this."""
+        return self.generate(self.sizes[split], _split_rng(self.seed, split))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,6 +200,111 @@ class AddingProblemDataModule(_GeneratedSequences):
 
     def generate(self, size: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
         return make_adding(size, self.seq_len, rng)
+
+
+# ----------------------------------------------------------------------------------------------
+# The adding problem on a continual stream
+# ----------------------------------------------------------------------------------------------
+
+SEGMENT_START, MARKED = -1.0, 1.0
+"""Marker values of the continual adding problem: a segment begins, a value to add."""
+
+
+def make_continual_adding(
+    size: int, seq_len: int, min_segment: int, max_segment: int, rng: np.random.Generator
+) -> tuple[Tensor, Tensor]:
+    """``size`` continual streams of ``seq_len`` steps: inputs float32 ``(size, seq_len, 2)`` (value,
+    marker) and targets float32 ``(size,)``, the sum of the two marked values of the last segment.
+
+    A stream is cut, from its end backwards, into segments of ``min_segment .. max_segment`` steps
+    (the earliest one truncated by the stream's start). A segment's first step has the marker
+    :data:`SEGMENT_START` (-1); one step in each half of it is marked :data:`MARKED` (1). A truncated
+    segment shorter than 5 steps carries no markers.
+    """
+    values = rng.uniform(0.0, 1.0, size=(size, seq_len))
+    markers = np.zeros((size, seq_len))
+    targets = np.zeros(size)
+    for row in range(size):
+        end, last = seq_len, True
+        while end > 0:
+            start = max(0, end - int(rng.integers(min_segment, max_segment + 1)))
+            length = end - start
+            if length >= 5:
+                half = length // 2
+                first = start + 1 + int(rng.integers(0, half - 1))
+                second = start + half + int(rng.integers(0, length - half))
+                markers[row, start], markers[row, first], markers[row, second] = SEGMENT_START, MARKED, MARKED
+                if last:
+                    targets[row] = values[row, first] + values[row, second]
+            end, last = start, False
+    inputs = np.stack([values, markers], axis=-1)
+    return torch.as_tensor(inputs, dtype=torch.float32), torch.as_tensor(targets, dtype=torch.float32)
+
+
+class ContinualAddingDataModule(_GeneratedSequences):
+    """The adding problem on a continual stream, after Gers, Schmidhuber and Cummins (2000).
+
+    Gers et al. asked what an LSTM does when its input never ends: the 1997 cell only adds to its
+    state ``c_t = c_{t-1} + i_t * g_t``, so on a stream with no resets the state keeps what it no
+    longer needs and drifts. Here a stream is a run of segments of ``min_segment .. max_segment``
+    steps; each segment starts with the marker -1 and holds two values marked 1, one in each half.
+    The target is the sum of the two marked values of the *last* segment: the network must drop
+    what earlier segments left in its state when a new segment starts. ``test_seq_len`` makes the
+    test streams longer than the training ones (Gers et al.'s question: what after many segments?).
+
+    As in :class:`AddingProblemDataModule`, always answering the mean 1 scores an MSE of 1/6
+    (:attr:`baseline_mse`).
+
+    Args:
+        seq_len: steps per training and validation stream (>= ``max_segment``).
+        test_seq_len: steps per test stream; ``None``: ``seq_len``.
+        min_segment, max_segment: segment lengths, drawn uniformly (5 <= min <= max).
+        train_size, val_size, test_size: streams per split.
+        batch_size: batch size of every loader; ``None``: a whole split per batch.
+        seed: seed of the draws and of the training shuffle (>= 0).
+
+    Attributes:
+        input_size: 2 (value, marker), named in ``feature_names``. ``output_size``: 1.
+        baseline_mse: 1/6, the MSE of the constant prediction 1.
+
+    Raises:
+        ValueError: on an argument out of range (one line that says which).
+    """
+
+    baseline_mse: float = 1.0 / 6.0
+
+    def __init__(
+        self,
+        seq_len: int = 100,
+        test_seq_len: int | None = None,
+        min_segment: int = 10,
+        max_segment: int = 30,
+        train_size: int = 2000,
+        val_size: int = 500,
+        test_size: int = 500,
+        batch_size: int | None = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(train_size, val_size, test_size, batch_size, seed)
+        _check(isinstance(min_segment, int) and min_segment >= 5, f"min_segment must be an integer >= 5, got {min_segment!r}")
+        _check(
+            isinstance(max_segment, int) and max_segment >= min_segment,
+            f"max_segment must be an integer >= min_segment ({min_segment}), got {max_segment!r}",
+        )
+        for name, length in (("seq_len", seq_len), ("test_seq_len", seq_len if test_seq_len is None else test_seq_len)):
+            _check(
+                isinstance(length, int) and length >= max_segment,
+                f"{name} must be an integer >= max_segment ({max_segment}), got {length!r}",
+            )
+        self.save_hyperparameters()
+        self.seq_len, self.test_seq_len = seq_len, seq_len if test_seq_len is None else test_seq_len
+        self.min_segment, self.max_segment = min_segment, max_segment
+        self.input_size, self.output_size = 2, 1
+        self.feature_names: list[str] = ["value", "marker"]
+
+    def generate_split(self, split: str) -> tuple[Tensor, Tensor]:
+        length = self.test_seq_len if split == "test" else self.seq_len
+        return make_continual_adding(self.sizes[split], length, self.min_segment, self.max_segment, _split_rng(self.seed, split))
 
 
 # ----------------------------------------------------------------------------------------------

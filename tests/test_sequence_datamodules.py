@@ -16,11 +16,12 @@ from conftest import quiet_trainer
 from datamodules import (
     AddingProblemDataModule,
     CharLMDataModule,
+    ContinualAddingDataModule,
     CopyReverseDataModule,
     DateFormatDataModule,
     TemporalOrderDataModule,
 )
-from datamodules.sequences import DATE_FORMATS, TEMPORAL_SYMBOLS, make_adding, pydoc_text
+from datamodules.sequences import DATE_FORMATS, MARKED, SEGMENT_START, TEMPORAL_SYMBOLS, make_adding, pydoc_text
 
 SMALL = dict(train_size=200, val_size=50, test_size=50)
 
@@ -35,6 +36,7 @@ def small(cls, **kwargs):
 
 FACTORIES = {
     "adding": lambda seed: small(AddingProblemDataModule, seq_len=30, batch_size=16, seed=seed),
+    "continual": lambda seed: small(ContinualAddingDataModule, seq_len=30, batch_size=16, seed=seed),
     "temporal_order": lambda seed: small(TemporalOrderDataModule, seq_len=30, batch_size=16, seed=seed),
     "copy": lambda seed: small(CopyReverseDataModule, task="copy", max_length=7, batch_size=16, seed=seed),
     "reverse": lambda seed: small(CopyReverseDataModule, task="reverse", max_length=7, batch_size=16, seed=seed),
@@ -44,6 +46,7 @@ FACTORIES = {
 # (input shape after the batch dimension, input dtype, target shape, target dtype)
 SHAPES = {
     "adding": ((30, 2), torch.float32, (), torch.float32),
+    "continual": ((30, 2), torch.float32, (), torch.float32),
     "temporal_order": ((30, 8), torch.float32, (), torch.int64),
     "copy": ((8,), torch.int64, (9,), torch.int64),
     "reverse": ((8,), torch.int64, (9,), torch.int64),
@@ -112,6 +115,28 @@ def test_adding_mean_predictor_mse_is_one_sixth():
     # Var of a sum of two U[0, 1] is 2/12; the standard error of the estimate here is about 0.0014.
     assert abs(mse - AddingProblemDataModule.baseline_mse) < 0.006
     assert abs(float(train.mean()) - 1.0) < 0.01
+
+
+def test_continual_streams_are_segments_and_the_target_is_the_last_segments_sum():
+    dm = small(ContinualAddingDataModule, seq_len=60, test_seq_len=200, min_segment=6, max_segment=12)
+    assert (dm.input_size, dm.output_size, dm.feature_names) == (2, 1, ["value", "marker"])
+    assert [dm.arrays(split)[0].shape[1] for split in ("train", "val", "test")] == [60, 60, 200]
+    for split in ("train", "test"):
+        x, y = dm.arrays(split)
+        for values, markers, target in zip(x[..., 0], x[..., 1], y):
+            starts = np.flatnonzero(markers == SEGMENT_START)
+            segments = np.split(np.arange(len(markers)), starts[starts > 0])
+            for segment in segments[1:]:  # every complete segment: 6 to 12 steps, opened by -1
+                assert 6 <= len(segment) <= 12 and markers[segment[0]] == SEGMENT_START
+                half = len(segment) // 2
+                marked = segment[markers[segment] == MARKED]
+                assert len(marked) == 2 and marked[0] < segment[half] <= marked[1]  # one in each half
+            last = segments[-1]
+            assert target == pytest.approx(values[last][markers[last] == MARKED].sum(), rel=1e-6)
+    # the segments of a stream vary, and about 1/6 of the error is left to a mean predictor
+    assert len({int((x[..., 1] == SEGMENT_START).sum()) for x in dm.arrays("train")[0][:50]}) > 1
+    x, y = dm.arrays("train")
+    assert abs(float(((y - 1.0) ** 2).mean()) - ContinualAddingDataModule.baseline_mse) < 0.05
 
 
 def test_temporal_order_class_is_the_order_of_x_and_y():
@@ -265,6 +290,10 @@ def test_downloadable_sources_read_files_in_their_layout(tmp_path):
         (lambda: AddingProblemDataModule(seq_len=1), "seq_len"),
         (lambda: AddingProblemDataModule(train_size=0), "train_size"),
         (lambda: AddingProblemDataModule(batch_size=0), "batch_size"),
+        (lambda: ContinualAddingDataModule(min_segment=4), "min_segment"),
+        (lambda: ContinualAddingDataModule(min_segment=10, max_segment=8), "max_segment"),
+        (lambda: ContinualAddingDataModule(seq_len=20, max_segment=30), "seq_len"),
+        (lambda: ContinualAddingDataModule(test_seq_len=10), "test_seq_len"),
         (lambda: TemporalOrderDataModule(seq_len=5), "seq_len"),
         (lambda: TemporalOrderDataModule(seed=-1), "seed"),
         (lambda: CopyReverseDataModule(task="sort"), "task"),
