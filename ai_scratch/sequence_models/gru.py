@@ -34,6 +34,13 @@ The gates are stacked in ``nn.GRU``'s order (r, z, n) and each bias is split in 
 ``b = bias_ih + bias_hh`` (``recurrent.py``); with ``reset_after=False`` the two candidate biases
 simply add. ``nn.GRU``'s ``(1 - z) * n + z * h`` is the paper's last equation.
 
+Experiments (``configs/gru/``): ``adding_problem_strength`` (50 steps, test MSE <= 0.01 with three
+quarters of the LSTM's parameters) and ``encoder_decoder_without_attention_weakness``: the paper's
+own RNN Encoder-Decoder, built from GRUs by ``bahdanau.BahdanauSeq2Seq(cell="gru",
+attention=False)``, must pass a whole sequence through one fixed vector; on reversing 32 symbols it
+gets at most half the tokens right (Cho et al., 2014b, found its translations worsening with
+sentence length; attention, Bahdanau et al., 2014, is the remedy).
+
 With three blocks of weights where the LSTM has four, a GRU layer has three quarters of an LSTM
 layer's parameters at the same width: ``3 (h (x + h) + 2 h)`` against ``4 (h (x + h) + 2 h)``.
 
