@@ -27,6 +27,9 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
   any model exposes), :class:`TimeStepGradients` (``||d loss / d h_t||`` against t),
   :class:`GateActivations` (LSTM / GRU gates over a sequence) and :class:`TextSamples` (generated
   text or greedy translations, a file and a ``wandb.Table``) in :mod:`callbacks.sequence_figures`.
+* Generative models (:mod:`callbacks.samples`): :class:`SampleGrid` (a grid of images, or a
+  scatter of 2-D points over the data, from any module with ``sample(n)``) and
+  :class:`LatentInterpolation` (decoded points on straight lines between latent codes).
 
 A module may offer ``model_info() -> dict`` (name, module, category, pattern, framework, ...);
 the metadata and artifact callbacks use it when it is there.
@@ -48,6 +51,7 @@ from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from callbacks.generalization import GeneralizationGap
 from callbacks.memory_format import ChannelsLast
 from callbacks.metadata import WandbRunMetadata, tags_from_model_info
+from callbacks.samples import LatentInterpolation, SampleGrid
 from callbacks.sequence_figures import GateActivations, TextSamples, TimeStepGradients
 from callbacks.visualization_artifact import WandbFigureArtifact
 from callbacks.watch import WandbWatch
@@ -62,8 +66,10 @@ __all__ = [
     "GateActivations",
     "GeneralizationGap",
     "GradientFlow",
+    "LatentInterpolation",
     "LearningCurves",
     "NonFiniteLossError",
+    "SampleGrid",
     "StopOnNonFiniteLoss",
     "TextSamples",
     "TimeStepGradients",

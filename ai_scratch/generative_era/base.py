@@ -14,7 +14,7 @@ Every term is logged as ``{stage}_{name}``, a mean over the epoch weighted by ba
 synchronised across DDP processes. At the end of a validation epoch (every
 ``quality_every_n_epochs``; 0: only at test) and of a test epoch, the model draws as many samples as
 it has seen held-out examples (at most ``quality_samples``) and logs what
-:func:`ai_scratch.generative.evaluation.sample_quality` measures between the two: ``mmd`` for points,
+:func:`ai_scratch.generative_era.evaluation.sample_quality` measures between the two: ``mmd`` for points,
 ``fid`` and ``classifier_score`` for digit images. A claim such as ``test_mmd <= 0.01`` reads them.
 
 Batches are ``(inputs, targets)`` pairs as every datamodule of the project gives them; the targets
@@ -103,7 +103,7 @@ class GenerativeModel(BaseModel):
 
     def sample_quality(self, samples: Tensor, held_out: Tensor) -> dict[str, Tensor]:
         """What to measure between samples and held-out data; override to measure something else."""
-        from ai_scratch.generative.evaluation import sample_quality
+        from ai_scratch.generative_era.evaluation import sample_quality
 
         return sample_quality(samples, held_out)
 

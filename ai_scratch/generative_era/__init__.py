@@ -10,7 +10,7 @@ Models that learn the distribution of their data and draw new examples from it:
 * DDPM (Ho, Jain and Abbeel, 2020): learn to undo a fixed noising process, one step at a time
   (``ddpm.py``).
 
-``base.py`` holds what they share (:class:`~ai_scratch.generative.base.GenerativeModel`): batches
+``base.py`` holds what they share (:class:`~ai_scratch.generative_era.base.GenerativeModel`): batches
 without labels, ``sample(n)``, the loss logged term by term, and the quality of the samples measured
 at the end of validation and test; ``evaluation.py`` measures that quality without downloads.
 """
