@@ -27,6 +27,8 @@ MODEL_MODULES = (
     "ai_scratch.sequence_models.gru",
     "ai_scratch.sequence_models.bahdanau",
     "ai_scratch.sequence_models.transformer",
+    "ai_scratch.generative_era.vae",
+    "ai_scratch.generative_era.ddpm",
 )
 
 #: ``ai-scratch compare <name>``: the module whose ``main(args)`` runs it, and what it shows.
