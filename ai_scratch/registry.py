@@ -22,12 +22,16 @@ MODEL_MODULES = (
     "ai_scratch.cnn_revolution.vgg",
     "ai_scratch.cnn_revolution.googlenet",
     "ai_scratch.cnn_revolution.resnet",
+    "ai_scratch.applying_cnns.unet",
+    "ai_scratch.applying_cnns.yolo",
     "ai_scratch.sequence_models.rnn",
     "ai_scratch.sequence_models.lstm",
     "ai_scratch.sequence_models.gru",
     "ai_scratch.sequence_models.bahdanau",
     "ai_scratch.sequence_models.transformer",
     "ai_scratch.generative_era.vae",
+    "ai_scratch.generative_era.gan",
+    "ai_scratch.generative_era.dcgan",
     "ai_scratch.generative_era.ddpm",
 )
 

@@ -27,6 +27,8 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
   any model exposes), :class:`TimeStepGradients` (``||d loss / d h_t||`` against t),
   :class:`GateActivations` (LSTM / GRU gates over a sequence) and :class:`TextSamples` (generated
   text or greedy translations, a file and a ``wandb.Table``) in :mod:`callbacks.sequence_figures`.
+* Detection (:mod:`callbacks.detections`): :class:`DetectionPredictions`, predicted and true
+  boxes and masks as PNG and as wandb box and mask overlays.
 * Generative models (:mod:`callbacks.samples`): :class:`SampleGrid` (a grid of images, or a
   scatter of 2-D points over the data, from any module with ``sample(n)``) and
   :class:`LatentInterpolation` (decoded points on straight lines between latent codes).
@@ -38,6 +40,7 @@ the metadata and artifact callbacks use it when it is there.
 from callbacks.artifacts import WandbCheckpointArtifacts
 from callbacks.attention_maps import AttentionMaps
 from callbacks.dataset_artifact import WandbDatasetArtifact
+from callbacks.detections import DetectionPredictions
 from callbacks.figures import (
     ConfusionMatrix,
     ConvFilters,
@@ -62,6 +65,7 @@ __all__ = [
     "ConfusionMatrix",
     "ConvFilters",
     "DecisionBoundary",
+    "DetectionPredictions",
     "FigureCallback",
     "GateActivations",
     "GeneralizationGap",

@@ -19,6 +19,12 @@ checkpoint, sees the same data in the same order.
   :class:`CopyReverseDataModule`, :class:`DateFormatDataModule` and :class:`CharLMDataModule` (``sequences.py``): seeded long-range
   toy problems, seq2seq tasks and character-level text (CPython's pydoc topics offline; Tiny
   Shakespeare and WikiText-2 when downloaded). For the RNNs, LSTMs, GRUs, attention and Transformers.
+* :class:`PointsDataModule` (``points.py``): eight Gaussians on a ring, two moons and a Swiss roll
+  in the plane, for the generative models.
+* :class:`MembranesDataModule` (``membranes.py``): generated images of touching cells with
+  membranes, with U-Net's weight map; Oxford-IIIT Pet and Pascal VOC segmentation when downloaded.
+* :class:`ShapesDataModule` (``shapes.py``): detection data, seeded shapes with boxes, labels and
+  masks (crowded and spread test sets); Pascal VOC and COCO; batches ``(images, [target dicts])``.
 * :class:`EpochSeededSampler` and :class:`TensorPairs` (``sampling.py``): the shuffle whose order is a
   function of (seed, epoch), and the in-memory dataset that hands out whole batches at once.
 
@@ -26,7 +32,9 @@ This package imports neither ``ai_scratch`` nor ``callbacks``.
 """
 
 from datamodules.digits import DigitsDataModule
+from datamodules.membranes import MembranesDataModule
 from datamodules.patterns import PatternsDataModule
+from datamodules.points import PointsDataModule
 from datamodules.sampling import EpochSeededSampler, TensorPairs
 from datamodules.sequences import (
     AddingProblemDataModule,
@@ -36,6 +44,7 @@ from datamodules.sequences import (
     DateFormatDataModule,
     TemporalOrderDataModule,
 )
+from datamodules.shapes import ShapesDataModule
 from datamodules.toy import ToyDataModule
 from datamodules.vision import ImageFolderDataModule, VisionDataModule
 
@@ -49,7 +58,10 @@ __all__ = [
     "DigitsDataModule",
     "EpochSeededSampler",
     "ImageFolderDataModule",
+    "MembranesDataModule",
     "PatternsDataModule",
+    "PointsDataModule",
+    "ShapesDataModule",
     "TensorPairs",
     "ToyDataModule",
     "VisionDataModule",
