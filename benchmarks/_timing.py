@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def synchronise(device: torch.device) -> None:
@@ -24,3 +31,10 @@ def timed(step: Callable[[], None], steps: int, device: torch.device) -> float:
         step()
     synchronise(device)
     return (time.perf_counter() - start) / steps
+
+
+def versions() -> str:
+    """Where a result was measured: date, commit, Python, torch and the machine's CPUs."""
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return (f"measured {datetime.date.today().isoformat()}, commit {commit or 'unknown'}, Python {platform.python_version()}, "
+            f"torch {torch.__version__}; {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()})")  # fmt: skip

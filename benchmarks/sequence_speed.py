@@ -41,12 +41,8 @@ from ``--input-size`` to ``d_model``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
-import os
-import platform
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _stats import bootstrap_interval  # noqa: E402  (benchmarks/, the script's own folder)
-from _timing import timed  # noqa: E402
+from _timing import timed, versions  # noqa: E402
 
 REFERENCE = "torch"  # every ratio is a side's time over this side's time in the same round
 
@@ -216,12 +212,6 @@ def compare(name: str, options: argparse.Namespace, device: torch.device) -> dic
             "parity": float(side.parity),
         }
     return result
-
-
-def versions() -> str:
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return (f"measured {datetime.date.today().isoformat()}, commit {commit or 'unknown'}, Python {platform.python_version()}, "
-            f"torch {torch.__version__}; {os.cpu_count()} CPUs ({platform.machine()}, {platform.system()})")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
