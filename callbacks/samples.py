@@ -264,7 +264,8 @@ class LatentInterpolation(_GenerativeFigure):
 
     Args:
         steps: points on each line, ``t = 0, 1/(steps - 1), ..., 1`` (at least 2).
-        rows: lines, each between its own pair of latent points ``z_a, z_b ~ N(0, I)``.
+        rows: lines, each between its own pair of latent points ``z_a, z_b``, drawn by the module's
+            ``noise(n)`` when it has one (its prior p_z), else from ``N(0, I)``.
         seed: seed of the latent points (the same lines every epoch).
         every_n_epochs, log_to_wandb: see :class:`~callbacks.figures.FigureCallback`.
 
@@ -289,6 +290,7 @@ class LatentInterpolation(_GenerativeFigure):
         if not isinstance(rows, int) or rows < 1:
             raise ValueError(f"LatentInterpolation: rows must be an integer >= 1, got {rows!r}")
         self.steps, self.rows = steps, rows
+        self.prior = "N(0, I)"  # the distribution of the latest endpoints (see latent_endpoints)
         self.endpoints: Tensor | None = None
         self.decoded: np.ndarray | None = None
 
@@ -305,7 +307,7 @@ class LatentInterpolation(_GenerativeFigure):
         if shape is None or not callable(decode):
             self.does_not_apply(f"{type(pl_module).__name__} has no latent_dim and decode(z) to interpolate with")
             return None
-        endpoints = torch.randn(self.rows, 2, *shape, generator=torch.Generator().manual_seed(self.seed))
+        endpoints, self.prior = self.latent_endpoints(pl_module, shape)
         t = torch.linspace(0.0, 1.0, self.steps).reshape(1, self.steps, *[1] * len(shape))
         z = (1 - t) * endpoints[:, :1] + t * endpoints[:, 1:]  # (rows, steps, *shape): z(t) = (1 - t) z_a + t z_b
         latents = z.reshape(self.rows * self.steps, *shape).to(pl_module.device, module_dtype(pl_module))
@@ -320,9 +322,19 @@ class LatentInterpolation(_GenerativeFigure):
         self.does_not_apply(f"{type(pl_module).__name__}.decode gives neither images (N, C, H, W) nor points (N, 2)")
         return None
 
+    def latent_endpoints(self, pl_module: L.LightningModule, shape: tuple[int, ...]) -> tuple[Tensor, str]:
+        """``(rows, 2, *shape)`` latent points and the name of the prior they come from: the
+        module's own ``noise(n)`` when it has one (a GAN's p_z may be uniform), else N(0, I)."""
+        noise = getattr(pl_module, "noise", None)
+        if callable(noise):
+            drawn = torch.as_tensor(self.seeded(pl_module, lambda: noise(2 * self.rows)), dtype=torch.float32)
+            if tuple(drawn.shape) == (2 * self.rows, *shape):
+                return drawn.reshape(self.rows, 2, *shape), "p_z, the model's noise"
+        return torch.randn(self.rows, 2, *shape, generator=torch.Generator().manual_seed(self.seed)), "N(0, I)"
+
     def _note(self, pl_module: L.LightningModule, what: str) -> str:
         return (f"Each {what} decodes z(t) = (1 - t) z_a + t z_b for t = 0, ..., 1 in {self.steps} steps, between two latent points "
-                f"z_a, z_b ~ N(0, I) of {type(pl_module).__name__} (seed {self.seed}: the same points at every epoch).")  # fmt: skip
+                f"z_a, z_b ~ {self.prior} of {type(pl_module).__name__} (seed {self.seed}: the same points at every epoch).")  # fmt: skip
 
     def _image_figure(self, decoded: np.ndarray, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
         rows, steps = decoded.shape[:2]

@@ -187,3 +187,17 @@ def test_without_batch_norm_the_generator_collapses(workdir: Path, seed: int) ->
     cli = main(["fit", "--config", config("dcgan/without_batch_norm_weakness"), *QUIET, "--figures=false", f"--seed_everything={seed}"])
     assert cli.claim_result is not None and cli.claim_result.reproduced, cli.claim_result.line()
     assert float(cli.trainer.callback_metrics["test_fid"]) > 300
+
+
+def test_latent_interpolation_walks_between_points_of_the_uniform_prior() -> None:
+    """DCGAN's p_z is U[-1, 1]^100: the interpolation's endpoints come from the model's own noise,
+    not from N(0, I), and are the same at every call (seeded)."""
+    from callbacks.samples import LatentInterpolation
+
+    torch.manual_seed(0)
+    model, walk = DCGAN(image_channels=1, image_size=8, feature_maps=(16, 8)), LatentInterpolation(rows=3)
+    endpoints, prior = walk.latent_endpoints(model, (model.latent_dim,))
+    again, _ = walk.latent_endpoints(model, (model.latent_dim,))
+    assert endpoints.shape == (3, 2, 100) and prior.startswith("p_z")
+    assert endpoints.abs().max() <= 1.0 and endpoints.std() > 0.5  # uniform on [-1, 1] has std 0.58
+    torch.testing.assert_close(endpoints, again)
