@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datamodules.sampling import EpochSeededSampler, ExactShardSampler, TensorPairs, derive_seed, training_counters
 
@@ -208,3 +208,49 @@ class AugmentedDataModule(SplitDataModule):
             return batch  # not a training pair (e.g. the model summary's example input)
         images, labels = batch
         return self.augment_batch(images, self.batch_generator(trainer)), labels
+
+
+class DatasetDataModule(L.LightningDataModule):
+    """The loaders of a datamodule whose splits are map-style datasets (images with targets of
+    their own shape, or lists of boxes): a subclass sets ``batch_size``, ``seed`` and
+    ``num_workers``, and its ``setup`` fills ``datasets`` (``{"train": ..., "val": ..., "test": ...}``);
+    ``collate_fn`` batches examples (``None``: PyTorch's default). The training order is shuffled
+    anew each epoch, fixed by ``(seed, epoch)``; the held-out splits keep their order.
+    """
+
+    collate_fn: Any = None
+    batch_size: int
+    seed: int
+    num_workers: int
+    datasets: dict[str, Dataset]
+
+    def dataset(self, split: str) -> Dataset:
+        """The data set of ``split`` (``train``, ``val`` or ``test``), set up if needed."""
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+        self.setup()
+        return self.datasets[split]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.dataset(split)
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            sampler=EpochSeededSampler(len(data), seed=self.seed, shuffle=shuffle),  # type: ignore[arg-type]
+            collate_fn=self.collate_fn,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled anew each epoch, in an order fixed by ``(seed, epoch)``."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

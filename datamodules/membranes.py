@@ -60,14 +60,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 from scipy import ndimage
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from datamodules.sampling import EpochSeededSampler
+from datamodules.base import DatasetDataModule
 
 Source = Literal["membranes", "pets", "voc"]
 Target = dict[str, Tensor]
@@ -340,7 +339,7 @@ def load_voc_segmentation(data_dir: str, year: str, image_set: str, download: bo
 # ----------------------------------------------------------------------------------------------
 
 
-class MembranesDataModule(L.LightningDataModule):
+class MembranesDataModule(DatasetDataModule):
     """Segmentation data: generated touching cells (offline, seeded), Oxford-IIIT Pet or Pascal VOC.
 
     Args:
@@ -461,33 +460,3 @@ class MembranesDataModule(L.LightningDataModule):
         order = np.random.default_rng(hp.seed).permutation(len(held_out))
         half = len(order) // 2
         self.datasets = {"train": wrap(train), "val": wrap(held_out, np.sort(order[:half])), "test": wrap(held_out, np.sort(order[half:]))}
-
-    def dataset(self, split: str) -> Dataset:
-        """The data set of ``split`` (``train``, ``val`` or ``test``), set up if needed."""
-        _check(split in ("train", "val", "test"), f"split must be 'train', 'val' or 'test', got {split!r}")
-        self.setup()
-        return self.datasets[split]
-
-    # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        data = self.dataset(split)
-        return DataLoader(
-            data,
-            batch_size=self.batch_size,
-            sampler=EpochSeededSampler(len(data), seed=self.seed, shuffle=shuffle),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled anew each epoch, in an order fixed by ``(seed, epoch)``."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

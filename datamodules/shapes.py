@@ -46,13 +46,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning as L
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from datamodules.sampling import EpochSeededSampler
+from datamodules.base import DatasetDataModule
 
 Source = Literal["shapes", "voc", "coco"]
 TestSet = Literal["random", "crowded", "spread"]
@@ -328,7 +327,7 @@ def load_coco(data_dir: str, split: str, download: bool) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
-class ShapesDataModule(L.LightningDataModule):
+class ShapesDataModule(DatasetDataModule):
     """Detection data: generated shapes (offline, seeded), Pascal VOC or COCO.
 
     Args:
@@ -351,6 +350,8 @@ class ShapesDataModule(L.LightningDataModule):
         ValueError: for an unknown source or test set, sizes or counts out of range.
         FileNotFoundError: for real data that is missing while ``download`` is false (on ``setup``).
     """
+
+    collate_fn = staticmethod(detection_collate)  # images stacked, targets kept as a list
 
     def __init__(
         self,
@@ -444,34 +445,3 @@ class ShapesDataModule(L.LightningDataModule):
             "test": TorchvisionDetection(held_out, self.source, hp.image_size, np.sort(order[half:])),
         }
         self.class_names = self.datasets["train"].class_names
-
-    def dataset(self, split: str) -> Dataset:
-        """The data set of ``split`` (``train``, ``val`` or ``test``), set up if needed."""
-        _check(split in ("train", "val", "test"), f"split must be 'train', 'val' or 'test', got {split!r}")
-        self.setup()
-        return self.datasets[split]
-
-    # ------------------------------------------------------------------ loaders
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        data = self.dataset(split)
-        return DataLoader(
-            data,
-            batch_size=self.batch_size,
-            sampler=EpochSeededSampler(len(data), seed=self.seed, shuffle=shuffle),
-            collate_fn=detection_collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled anew each epoch, in an order fixed by ``(seed, epoch)``."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
