@@ -122,7 +122,7 @@ def test_metric_is_logged_once_per_validation_epoch(model: str, wandb_offline: P
     epoch, under exactly the sweep's name. Read back from the offline transaction log."""
     spec = spec_of(model)
     constants = [f"--{name}={p['value']}" for name, p in spec["parameters"].items() if "value" in p]
-    tiny = ["--trainer.max_epochs=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--watch=none", "--wandb_log_checkpoints=false"]
+    tiny = ["--trainer.max_epochs=2", "--trainer.check_val_every_n_epoch=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1", "--watch=none", "--wandb_log_checkpoints=false"]
     counter = CountValidations()
     main([*base_arguments(spec), *constants, *tiny, *QUIET, "--wandb_mode=offline"], extra_callbacks=[counter])
     (log,) = find_runs(wandb_offline)
