@@ -31,6 +31,7 @@ behind a detector's "missed objects". The checkpoint criterion of a detection ex
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -43,6 +44,48 @@ from ai_scratch.base import BaseModel
 
 Target = dict[str, Tensor]
 Detections = dict[str, Tensor]
+
+#: The largest log-scale change of a box's side that decoding applies, ``log(1000 / 16)``: an
+#: untrained regressor cannot blow a box up past any image (the bound torchvision and Detectron use).
+MAX_LOG_SCALE = math.log(1000.0 / 16)
+
+
+def encode_boxes(reference: Tensor, boxes: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
+    """The bounding-box regression targets of ``boxes`` relative to ``reference`` boxes, both
+    ``(K, 4)`` xyxy, as R-CNN (Girshick et al., 2014, Appendix C) and Faster R-CNN (eq. 2) write them:
+
+        t_x = (G_x - P_x) / P_w,   t_y = (G_y - P_y) / P_h,   t_w = log(G_w / P_w),   t_h = log(G_h / P_h)
+
+    with ``(P_x, P_y)`` the reference's centre, ``P_w, P_h`` its size and ``G`` the box to reach; the
+    targets are scale-invariant translations and log-space scalings. Each is multiplied by its
+    ``weights`` entry (Fast R-CNN normalises the targets to unit variance; ``(10, 10, 5, 5)`` is the
+    usual fixed form of it)."""
+    reference, boxes = reference.float(), boxes.float()
+    p_w, p_h = (reference[:, 2] - reference[:, 0]).clamp(min=1e-6), (reference[:, 3] - reference[:, 1]).clamp(min=1e-6)
+    p_x, p_y = reference[:, 0] + 0.5 * p_w, reference[:, 1] + 0.5 * p_h
+    g_w, g_h = (boxes[:, 2] - boxes[:, 0]).clamp(min=1e-6), (boxes[:, 3] - boxes[:, 1]).clamp(min=1e-6)
+    g_x, g_y = boxes[:, 0] + 0.5 * g_w, boxes[:, 1] + 0.5 * g_h
+    w_x, w_y, w_w, w_h = weights
+    return torch.stack([w_x * (g_x - p_x) / p_w, w_y * (g_y - p_y) / p_h, w_w * torch.log(g_w / p_w), w_h * torch.log(g_h / p_h)], dim=1)
+
+
+def decode_boxes(reference: Tensor, deltas: Tensor, weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)) -> Tensor:
+    """The inverse of :func:`encode_boxes`: the boxes (xyxy) that ``deltas`` ``(K, 4)`` (or
+    ``(K, 4 * C)``, one set per class) make of the ``(K, 4)`` ``reference`` boxes,
+
+        G^_x = P_w d_x + P_x,   G^_y = P_h d_y + P_y,   G^_w = P_w exp(d_w),   G^_h = P_h exp(d_h),
+
+    the scalings clamped at :data:`MAX_LOG_SCALE`. Returns ``(K, 4)`` (or ``(K, C, 4)``)."""
+    reference = reference.float()
+    per_class = deltas.float().reshape(len(deltas), -1, 4)
+    w_x, w_y, w_w, w_h = weights
+    p_w, p_h = (reference[:, 2] - reference[:, 0]).unsqueeze(1), (reference[:, 3] - reference[:, 1]).unsqueeze(1)
+    p_x, p_y = reference[:, 0].unsqueeze(1) + 0.5 * p_w, reference[:, 1].unsqueeze(1) + 0.5 * p_h
+    d_x, d_y = per_class[..., 0] / w_x, per_class[..., 1] / w_y
+    d_w, d_h = (per_class[..., 2] / w_w).clamp(max=MAX_LOG_SCALE), (per_class[..., 3] / w_h).clamp(max=MAX_LOG_SCALE)
+    centre_x, centre_y, width, height = p_w * d_x + p_x, p_h * d_y + p_y, p_w * torch.exp(d_w), p_h * torch.exp(d_h)
+    decoded = torch.stack([centre_x - 0.5 * width, centre_y - 0.5 * height, centre_x + 0.5 * width, centre_y + 0.5 * height], dim=-1)
+    return decoded if deltas.shape[-1] != 4 or deltas.ndim != 2 else decoded.squeeze(1)
 
 
 class RecallAtIoU(Metric):
