@@ -22,6 +22,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 
@@ -60,11 +61,13 @@ class AdversarialCurves(LearningCurves):
             self.does_not_apply("no d_loss / g_loss was logged (it draws the losses of an adversarial model)")
             return None
         kind = str(getattr(pl_module, "generator_loss_kind", "non_saturating"))
-        return adversarial_curves_figure(self.history, kind, title=f"The adversarial game: {type(pl_module).__name__}")
+        batch_norm = any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in pl_module.modules())
+        return adversarial_curves_figure(self.history, kind, title=f"The adversarial game: {type(pl_module).__name__}", batch_norm=batch_norm)
 
 
-def adversarial_curves_figure(history: Mapping[str, Sequence[tuple[int, float]]], generator_loss: str, title: str) -> Figure:
-    """The figure of :class:`AdversarialCurves` from ``{metric: [(epoch, value), ...]}``."""
+def adversarial_curves_figure(history: Mapping[str, Sequence[tuple[int, float]]], generator_loss: str, title: str, batch_norm: bool = False) -> Figure:
+    """The figure of :class:`AdversarialCurves` from ``{metric: [(epoch, value), ...]}``; with
+    ``batch_norm`` the caption says why the validation points of a network with batch norm swing."""
     fig = plots.new_figure(12.5, 4.8)
     losses, outputs = fig.subplots(1, 2)
     styles = {"train": ("--", "o"), "val": ("-", "s")}
@@ -91,7 +94,10 @@ def adversarial_curves_figure(history: Mapping[str, Sequence[tuple[int, float]]]
         ax.legend(fontsize=plots.LEGEND_SIZE, loc="upper left", bbox_to_anchor=(0.0, -0.15), ncols=2, frameon=False)
     plots.add_title(fig, title)
     plots.add_note(fig, ["Dashed: training (epoch means), solid: validation. A GAN's losses circle the equilibrium of Theorem 1 "
-                         "(D = 1/2 everywhere) instead of falling to 0; D's loss far below log 4 means D is winning."])  # fmt: skip
+                         "(D = 1/2 everywhere) instead of falling to 0; D's loss far below log 4 means D is winning.",
+                         *(["Validation runs D on batch-norm statistics pooled over real and fake batches (training normalises each batch by its own), "
+                            "so its points swing: read the game in the dashed lines."]
+                           if batch_norm else [])])  # fmt: skip
     return fig
 
 
