@@ -228,11 +228,11 @@ def test_bf16_mixed_precision_fits(workdir: Path) -> None:
 # ---------------------------------------------------------------------- the claims (slow)
 @pytest.mark.slow
 def test_the_gan_covers_the_eight_gaussians_over_seeds(workdir: Path) -> None:
-    """The strength: on every seed of 0, 1, 2 at least 6 of 8 modes covered and at least 70% of the
-    samples within three standard deviations of a mode (issue 21's 80% is met in the median over
+    """The strength: on seeds 1 and 2 (seed 0 is the config's own, run by ``ai-scratch reproduce``)
+    at least 6 of 8 modes covered and at least 70% of the samples within three standard deviations of a mode (issue 21's 80% is met in the median over
     seeds, 0.857, but seed 2 measures 0.798, so it is not asserted)."""
     covered, fractions = [], []
-    for seed in (0, 1, 2):
+    for seed in (1, 2):  # seed 0, the config's own, is run by ai-scratch reproduce
         cli = main(["fit", "--config", config("gan/eight_gaussians_strength"), *QUIET, "--figures=false", f"--seed_everything={seed}"])
         assert cli.claim_result is not None and cli.claim_result.reproduced, cli.claim_result.line()
         metrics = cli.trainer.callback_metrics
@@ -243,7 +243,7 @@ def test_the_gan_covers_the_eight_gaussians_over_seeds(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_the_saturating_loss_gives_the_generator_smaller_gradients(workdir: Path, seed: int) -> None:
     """The weakness, Section 3's remark: over the first epoch, the generator's gradient under
     log(1 - D(G(z))) is at least two times smaller than under -log D(G(z)), same seed, same data

@@ -125,6 +125,41 @@ class RecallAtIoU(Metric):
         return self.found / self.total.clamp(min=1.0)
 
 
+def proposal_recall(proposals: Tensor, boxes: Tensor, iou_threshold: float = 0.5) -> Tensor:
+    """Which of the ground-truth ``boxes`` ``(K, 4)`` some class-agnostic proposal of ``proposals``
+    ``(P, 4)`` covers with IoU >= ``iou_threshold``: ``(K,)`` bool. The recall of region proposals as
+    Hosang et al. (2015) and Faster R-CNN (Figure 4) measure it: the best overlap of each object,
+    proposals not matched one to one."""
+    if not len(boxes) or not len(proposals):
+        return torch.zeros(len(boxes), dtype=torch.bool, device=boxes.device)
+    return box_iou(boxes.float(), proposals.float()).amax(dim=1) >= iou_threshold
+
+
+class ProposalRecall(Metric):
+    """Recall of the ground-truth objects among the top ``top_n`` class-agnostic proposals of each
+    image (:func:`proposal_recall`, crowd / difficult objects left out); the sums are synchronised
+    across processes. ``update(proposals, targets)`` takes, per image, the ``(P, 4)`` proposals best
+    first."""
+
+    full_state_update = False
+
+    def __init__(self, top_n: int = 300, iou_threshold: float = 0.5) -> None:
+        super().__init__()
+        self.top_n, self.iou_threshold = top_n, iou_threshold
+        self.add_state("found", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, proposals: list[Tensor], targets: list[Target]) -> None:
+        for boxes, target in zip(proposals, targets, strict=True):
+            keep = target["iscrowd"] == 0 if "iscrowd" in target else torch.ones_like(target["labels"], dtype=torch.bool)
+            covered = proposal_recall(boxes[: self.top_n], target["boxes"][keep], self.iou_threshold)
+            self.found += covered.sum()
+            self.total += len(covered)
+
+    def compute(self) -> Tensor:
+        return self.found / self.total.clamp(min=1.0)
+
+
 class DetectionModel(BaseModel):
     """Base LightningModule of the object detectors: see the module docstring.
 
