@@ -40,20 +40,16 @@ arithmetic and noise draws are not negligible beside a small network).
 from __future__ import annotations
 
 import argparse
-import importlib
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _stats import bootstrap_interval  # noqa: E402  (benchmarks/, the script's own folder)
-from _timing import timed, versions  # noqa: E402
+from _timing import from_config_sections, instantiate, paired_rounds, single_optimizer, versions  # noqa: E402
 
 REFERENCE = "one call"
 TRAIN_REFERENCE = "vae/digits_elbo_strength"
@@ -79,29 +75,15 @@ def build(network: str, timesteps: int, device: torch.device):
     return model.to(device)
 
 
-def instantiate(section: dict):
-    """``{class_path, init_args}`` of a config, built (the arguments are plain numbers and lists)."""
-    module_name, _, class_name = section["class_path"].rpartition(".")
-    return getattr(importlib.import_module(module_name), class_name)(**section.get("init_args", {}))
-
-
 def from_config(name: str, device: torch.device):
     """The model and one training batch of the experiment ``name`` (``vae/digits_elbo_strength``)."""
-    settings = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+    settings = from_config_sections(name)
     model = instantiate(settings["model"]).to(device)
     data = instantiate(settings["data"])
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     inputs = batch[0] if isinstance(batch, (list, tuple)) else batch
     return model, inputs.to(device)
-
-
-def single_optimizer(model) -> torch.optim.Optimizer:
-    """The optimiser of a module with one, whatever form ``configure_optimizers`` returns it in."""
-    configured = model.configure_optimizers()
-    if isinstance(configured, (list, tuple)):
-        configured = configured[0]
-    return configured["optimizer"] if isinstance(configured, dict) else configured
 
 
 def training_step(name: str, device: torch.device) -> tuple[Callable[[], None], int]:
@@ -172,28 +154,6 @@ def sides(network: str, options: argparse.Namespace, device: torch.device) -> di
     return result
 
 
-def compare(calls: dict[str, tuple[Callable[[], None], int]], reference: str, options: argparse.Namespace,
-            device: torch.device) -> dict[str, dict[str, float]]:
-    """Per side: median seconds, items per second, and the median paired ratio over ``reference``'s
-    time in the same round, with its interval."""
-    for call, _ in calls.values():
-        timed(call, 1, device)  # warm-up
-    seconds: dict[str, list[float]] = {name: [] for name in calls}
-    order = list(calls)
-    for _ in range(options.rounds):
-        for name in order:
-            seconds[name].append(timed(calls[name][0], 1, device))
-        order.reverse()
-    result = {}
-    for name, (_, produced) in calls.items():
-        paired = [s / r for s, r in zip(seconds[name], seconds[reference], strict=True)]
-        low, high = bootstrap_interval(paired)
-        median = statistics.median(seconds[name])
-        result[name] = {"seconds": median, "per_second": produced / median if produced else 0.0,
-                        "ratio": statistics.median(paired), "low": low, "high": high}  # fmt: skip
-    return result
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", nargs="*", default=["mlp", "unet"], choices=["mlp", "unet"], help="DDPM sampling, per denoiser (none: skip)")
@@ -222,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nDDPM's sampling against T; every ratio is over one call of eps_theta on the same inputs")
         print(f"{'network':<8} {'side':<13} {'time':>10} {'samples/s':>11} {'/ one call':>11} {'90% interval':>19} {'/ (T calls)':>12}")
     for network in options.networks:
-        rows = compare(sides(network, options, device), REFERENCE, options, device)
+        rows = paired_rounds(sides(network, options, device), REFERENCE, options.rounds, device)
         for name, row in rows.items():
             per_call = f"{row['ratio'] / int(name.split('= ')[1]):>12.3f}" if name.startswith("T =") else f"{'':>12}"
             rate = f"{row['per_second']:>11,.0f}" if row["per_second"] else f"{'-':>11}"
@@ -240,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         reference = TRAIN_REFERENCE if TRAIN_REFERENCE in calls else options.train_configs[0]
         print(f"\nOne training step of each experiment's model on a batch of its config's size; ratios over {reference}'s")
         print(f"{'experiment':<32} {'batch':>6} {'time':>10} {'examples/s':>11} {'ratio':>7} {'90% interval':>15}")
-        for name, row in compare(calls, reference, options, device).items():
+        for name, row in paired_rounds(calls, reference, options.rounds, device).items():
             interval = "" if name == reference else f"[{row['low']:.2f}, {row['high']:.2f}]"
             print(f"{name:<32} {calls[name][1]:>6} {1000 * row['seconds']:>8.2f}ms {row['per_second']:>11,.0f} {row['ratio']:>7.2f} {interval:>15}", flush=True)
     print(versions())
