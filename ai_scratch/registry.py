@@ -22,7 +22,9 @@ MODEL_MODULES = (
     "ai_scratch.cnn_revolution.vgg",
     "ai_scratch.cnn_revolution.googlenet",
     "ai_scratch.cnn_revolution.resnet",
+    "ai_scratch.applying_cnns.rcnn",
     "ai_scratch.applying_cnns.unet",
+    "ai_scratch.applying_cnns.faster_rcnn",
     "ai_scratch.applying_cnns.yolo",
     "ai_scratch.sequence_models.rnn",
     "ai_scratch.sequence_models.lstm",
@@ -42,14 +44,20 @@ COMPARISONS = {
 
 
 def model_classes() -> list[type]:
-    """The model classes (each with ``INFO``), importing their modules."""
+    """The model classes (each with ``INFO``) defined in the listed modules, importing them. A model
+    that another imports (R-CNN's AlexNet) is counted once, in its own module."""
     from ai_scratch.base import BaseModel
 
     classes = []
     for module_name in MODEL_MODULES:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, BaseModel) and isinstance(value.__dict__.get("INFO"), ModelInfo):
+            if (
+                isinstance(value, type)
+                and value.__module__ == module_name
+                and issubclass(value, BaseModel)
+                and isinstance(value.__dict__.get("INFO"), ModelInfo)
+            ):
                 classes.append(value)
     return classes
 
