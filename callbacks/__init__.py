@@ -28,7 +28,8 @@ Trainer has no WandbLogger, warns once and carries on (figures are still written
   :class:`GateActivations` (LSTM / GRU gates over a sequence) and :class:`TextSamples` (generated
   text or greedy translations, a file and a ``wandb.Table``) in :mod:`callbacks.sequence_figures`.
 * Detection (:mod:`callbacks.detections`): :class:`DetectionPredictions`, predicted and true
-  boxes and masks as PNG and as wandb box and mask overlays.
+  boxes and masks as PNG and as wandb box and mask overlays; :class:`RegionProposals`
+  (:mod:`callbacks.proposals`), a two-stage detector's best-ranked proposals and their recall.
 * Generative models (:mod:`callbacks.samples`): :class:`SampleGrid` (a grid of images, or a
   scatter of 2-D points over the data, from any module with ``sample(n)``) and
   :class:`LatentInterpolation` (decoded points on straight lines between latent codes).
@@ -54,6 +55,7 @@ from callbacks.finite_loss import NonFiniteLossError, StopOnNonFiniteLoss
 from callbacks.generalization import GeneralizationGap
 from callbacks.memory_format import ChannelsLast
 from callbacks.metadata import WandbRunMetadata, tags_from_model_info
+from callbacks.proposals import RegionProposals
 from callbacks.samples import LatentInterpolation, SampleGrid
 from callbacks.sequence_figures import GateActivations, TextSamples, TimeStepGradients
 from callbacks.visualization_artifact import WandbFigureArtifact
@@ -73,6 +75,7 @@ __all__ = [
     "LatentInterpolation",
     "LearningCurves",
     "NonFiniteLossError",
+    "RegionProposals",
     "SampleGrid",
     "StopOnNonFiniteLoss",
     "TextSamples",
