@@ -334,9 +334,14 @@ def test_the_last_svm_epochs_train_the_heads_on_a_frozen_cnn() -> None:
     assert model.trainer.optimizers[0].param_groups[0]["lr"] == 0.0
 
 
-def test_svm_epochs_must_leave_epochs_to_fine_tune(workdir: Path) -> None:
-    with pytest.raises(ValueError, match="svm_epochs must leave epochs to fine-tune: got svm_epochs=2 with max_epochs=2"):
-        main(["fit", "--config", config("rcnn/shapes_strength"), *QUIET, *SMOKE, "--figures=false", "--model.svm_epochs=2"])
+def test_a_run_no_longer_than_svm_epochs_fine_tunes_in_its_first_epoch(workdir: Path) -> None:
+    """A smoke run or a short trial (``ai-scratch reproduce --quick``, a sweep's rung) still trains
+    both stages: the first epoch fine-tunes, the rest fit the SVMs, and a warning says so."""
+    with pytest.warns(UserWarning, match=r"svm_epochs=3 in a run of max_epochs=2: .* the SVM stage has the last 1"):
+        cli = main(["fit", "--config", config("rcnn/shapes_strength"), *QUIET, *SMOKE, "--figures=false", "--model.svm_epochs=3"])
+    assert [cli.model.frozen_epochs(n) for n in (1, 2, 3, 4, 5)] == [0, 1, 2, 3, 3]
+    assert cli.trainer.optimizers[0].param_groups[0]["lr"] == 0.0  # the CNN frozen at the end
+    assert cli.trainer.current_epoch == 2
 
 
 def test_bf16_mixed_precision_fits(workdir: Path) -> None:

@@ -138,6 +138,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
 from matplotlib.colors import rgb_to_hsv
 from scipy import ndimage
 from torch import Tensor, nn
@@ -575,7 +576,9 @@ class RCNN(DetectionModel):
         regression_iou: the regressors' training pairs' IoU (0.6).
         regression_regularisation: ``lambda`` of the ridge objective (a mean over pairs here).
         svm_epochs: the last epochs, in which the CNN's learning rate is 0 and only the SVMs and
-            regressors learn, on its frozen features (the paper's later stages); 0: none.
+            regressors learn, on its frozen features (the paper's later stages); 0: none. A run of
+            at most ``svm_epochs`` epochs (a smoke run, a short trial) keeps its first epoch for
+            fine-tuning, with a warning (:meth:`frozen_epochs`).
         classifier: ``"svm"`` (the paper's detector) or ``"softmax"`` (the fine-tuned network's own
             ``N + 1``-way probabilities, Appendix B's comparison) for the scores at test time.
         score_threshold: detections scored at or below it are dropped (SVM margins; for
@@ -805,13 +808,18 @@ class RCNN(DetectionModel):
         return found
 
     # ------------------------------------------------------------------ training: the three stages' objectives
+    def frozen_epochs(self, max_epochs: int) -> int:
+        """The epochs of the SVM stage in a run of ``max_epochs``: ``svm_epochs``, but at most all
+        the epochs after the first, which the CNN needs to fine-tune."""
+        return max(0, min(self.hparams.svm_epochs, max_epochs - 1))
+
     @property
     def in_svm_stage(self) -> bool:
         """Whether training is in its last ``svm_epochs`` epochs: the CNN frozen, the SVMs and regressors learning."""
         trainer = self.attached_trainer()
         if trainer is None or not self.hparams.svm_epochs or trainer.max_epochs is None or trainer.max_epochs < 1:
             return False
-        return trainer.current_epoch >= trainer.max_epochs - self.hparams.svm_epochs
+        return trainer.current_epoch >= trainer.max_epochs - self.frozen_epochs(trainer.max_epochs)
 
     def head_objectives(self, features: RegionFeatures, regions: RegionSet, rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """The SVM hinge objective on ``fc7`` and the ridge objective of the regressors on ``pool5``,
@@ -904,9 +912,11 @@ class RCNN(DetectionModel):
         total, epochs = self.trainer.estimated_stepping_batches, self.trainer.max_epochs
         if not math.isfinite(total) or total < 1 or epochs is None or epochs < 1:
             raise ValueError("lr_schedule='cosine' and svm_epochs > 0 need a run of known length: set max_epochs")
-        if hp.svm_epochs >= epochs:
-            raise ValueError(f"svm_epochs must leave epochs to fine-tune: got svm_epochs={hp.svm_epochs} with max_epochs={epochs}")
-        finetuning = total * (epochs - hp.svm_epochs) / epochs  # steps of the fine-tuning stage
+        frozen = self.frozen_epochs(epochs)
+        if frozen < hp.svm_epochs:
+            rank_zero_warn(f"svm_epochs={hp.svm_epochs} in a run of max_epochs={epochs}: the first epoch fine-tunes the CNN, "
+                           f"the SVM stage has the last {frozen}")  # fmt: skip
+        finetuning = total * (epochs - frozen) / epochs  # steps of the fine-tuning stage
 
         def cnn_factor(step: int) -> float:
             if step >= finetuning:
@@ -914,7 +924,7 @@ class RCNN(DetectionModel):
             return 1.0 if hp.lr_schedule == "constant" else 0.5 * (1.0 + math.cos(math.pi * step / finetuning))
 
         def head_factor(step: int) -> float:  # constant while fine-tuning, then to zero over the frozen stage
-            if step < finetuning or hp.svm_epochs == 0:
+            if step < finetuning or frozen == 0:
                 return 1.0
             return 0.5 * (1.0 + math.cos(math.pi * min((step - finetuning) / max(total - finetuning, 1.0), 1.0)))
 
