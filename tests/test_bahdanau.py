@@ -240,27 +240,22 @@ def test_length_report_measures_each_length_and_draws_the_curve(tmp_path: Path) 
 # ------------------------------------------------------------------ the claims (slow)
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("name", ["reversal_attention", "reversal_no_attention_weakness"])
 def test_reversal_claims_hold_on_other_seeds(workdir: Path, name: str, seed: int) -> None:
-    """Seed 0, the config's own, is run by ``ai-scratch reproduce``; here the other seeds it was calibrated on."""
+    """Seed 0, the config's own, is run by ``ai-scratch reproduce``; here the other seeds it was
+    calibrated on. The two bars (>= 0.9 with attention, <= 0.5 without) put attention at least 0.4
+    above the same network without it on every seed, and its weights trace the anti-diagonal."""
     cli = main(["fit", "--config", config(f"lstm_attention/{name}"), *QUIET, "--figures", "false", "--seed_everything", str(seed)])
     assert cli.claim_result.reproduced, cli.claim_result.line()
+    assert not math.isnan(cli.claim_result.observed)
+    if name == "reversal_attention":
+        assert_attention_is_the_anti_diagonal(cli.model, cli.datamodule)
 
 
 @pytest.mark.slow
-def test_attention_is_at_least_0_3_above_the_same_network_without_it(workdir: Path) -> None:
-    observed = {}
-    for name in ("reversal_attention", "reversal_no_attention_weakness"):
-        cli = main(["fit", "--config", config(f"lstm_attention/{name}"), *QUIET, "--figures", "false"])
-        observed[name] = cli.claim_result.observed
-        if name == "reversal_attention":
-            assert_attention_is_the_anti_diagonal(cli.model, cli.datamodule)
-    assert observed["reversal_attention"] - observed["reversal_no_attention_weakness"] >= 0.3, observed
-    assert not math.isnan(observed["reversal_attention"])
-
-
-@pytest.mark.slow
+@pytest.mark.seeds
 def test_the_gru_encoder_decoder_cannot_reverse_without_attention_and_can_with_it(workdir: Path) -> None:
     """Cho et al. (2014b)'s weakness of the GRU's own network, and Bahdanau et al.'s remedy: the same
     GRUs with attention are at least 0.3 above (calibrated 1.000 against 0.297 on seed 0)."""

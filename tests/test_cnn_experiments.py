@@ -72,6 +72,7 @@ def fit(name: str, seed: int = 0):
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_resnet_degradation_ordering(workdir: Path, seed: int) -> None:
     """He et al. (2015), Figures 1 and 6: plain-32 trains worse than plain-20; resnet-32 fits."""
@@ -84,6 +85,7 @@ def test_resnet_degradation_ordering(workdir: Path, seed: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_alexnet_relu_trains_where_sigmoid_stalls(workdir: Path, seed: int) -> None:
     relu, sigmoid = fit("alexnet/relu_strength", seed), fit("alexnet/sigmoid_weakness", seed)
@@ -92,6 +94,7 @@ def test_alexnet_relu_trains_where_sigmoid_stalls(workdir: Path, seed: int) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_googlenet_without_batch_norm_learns_far_less(workdir: Path, seed: int) -> None:
     """Szegedy et al. (2014) trained GoogLeNet without batch normalisation; Ioffe and Szegedy (2015)
@@ -112,6 +115,7 @@ def test_dropout_twins_differ_in_dropout_only() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_alexnet_without_dropout_overfits(workdir: Path, seed: int) -> None:
     """Krizhevsky et al. (2012), Section 4.2: without dropout the network overfits. (That dropout

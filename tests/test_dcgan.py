@@ -170,6 +170,7 @@ def test_images_of_another_size_are_one_line(workdir: Path) -> None:
 
 # ---------------------------------------------------------------------- the claims (slow)
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_dcgan_draws_digits_a_classifier_reads(workdir: Path, seed: int) -> None:
     """The strength, on every seed: a classifier score of at least 7 (real digits 9.8, noise 4.1)
@@ -180,6 +181,7 @@ def test_the_dcgan_draws_digits_a_classifier_reads(workdir: Path, seed: int) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [2])
 def test_without_batch_norm_the_generator_collapses(workdir: Path, seed: int) -> None:
     """The weakness, the paper's second guideline: without batch norm the samples collapse to what

@@ -302,6 +302,7 @@ def test_the_moons_claim_is_at_most_half_the_mmd_of_a_fitted_gaussian() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("name", ["ddpm/moons_strength", "ddpm/few_steps_weakness", "ddpm/digits_strength"])
 def test_the_claims_hold_on_another_seed(workdir: Path, name: str) -> None:
     """The configs run seed 0 in ``ai-scratch reproduce``; here the same claims on seed 1."""

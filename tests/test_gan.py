@@ -227,6 +227,7 @@ def test_bf16_mixed_precision_fits(workdir: Path) -> None:
 
 # ---------------------------------------------------------------------- the claims (slow)
 @pytest.mark.slow
+@pytest.mark.seeds
 def test_the_gan_covers_the_eight_gaussians_over_seeds(workdir: Path) -> None:
     """The strength: on seeds 1 and 2 (seed 0 is the config's own, run by ``ai-scratch reproduce``)
     at least 6 of 8 modes covered and at least 70% of the samples within three standard deviations of a mode (issue 21's 80% is met in the median over
@@ -243,6 +244,7 @@ def test_the_gan_covers_the_eight_gaussians_over_seeds(workdir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_saturating_loss_gives_the_generator_smaller_gradients(workdir: Path, seed: int) -> None:
     """The weakness, Section 3's remark: over the first epoch, the generator's gradient under

@@ -30,6 +30,7 @@ def test_shifted_digits_weakness(workdir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_mnist_strength_holds_for_other_training_seeds(workdir: Path, seed: int) -> None:
     cli = main(["fit", "--config", config("lenet5/mnist"), *QUIET, "--figures", "false", "--seed_everything", str(seed)])

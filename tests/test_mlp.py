@@ -336,6 +336,7 @@ def test_model_info_and_layer_order() -> None:
 
 # ---------------------------------------------------------------------------------------- slow
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize(
     "name", ["mlp/xor_breakthrough", "mlp/circles", "mlp/moons", "mlp/spirals", "mlp/vanishing_gradients_weakness", "mlp/vanishing_gradients_relu"]
 )

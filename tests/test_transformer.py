@@ -310,6 +310,7 @@ def test_bad_option_is_one_line_and_status_2(workdir: Path, capsys: pytest.Captu
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("experiment", ["reversal_strength", "without_positions_weakness", "char_lm_pydoc"])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_claims_hold_over_seeds(workdir: Path, experiment: str, seed: int) -> None:

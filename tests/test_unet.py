@@ -271,6 +271,7 @@ def fit(name: str, seed: int, *extra: str) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1])
 def test_skip_connections_raise_iou_by_at_least_0_08(workdir: Path, seed: int) -> None:
     with_skips = fit("unet/membranes_strength", seed)
@@ -279,6 +280,7 @@ def test_skip_connections_raise_iou_by_at_least_0_08(workdir: Path, seed: int) -
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1])
 def test_the_weight_map_separates_touching_cells(workdir: Path, seed: int) -> None:
     weighted = fit("unet/touching_weight_map", seed)

@@ -271,6 +271,7 @@ def test_the_manifold_grid_is_the_inverse_cdf_of_evenly_spaced_probabilities() -
 
 # ---------------------------------------------------------------------- the claims (slow)
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("name", CONFIGS)
 def test_the_claims_hold_on_another_seed(workdir: Path, name: str) -> None:
     """The configs run seed 0 in ``ai-scratch reproduce``; here the same claims on seed 1, and the
@@ -282,6 +283,7 @@ def test_the_claims_hold_on_another_seed(workdir: Path, name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [2])
 def test_a_plain_autoencoder_of_the_same_size_reconstructs_far_more_sharply(workdir: Path, seed: int) -> None:
     """The weakness's contrast: the same config with ``variational: false`` stays below 0.01 per

@@ -274,6 +274,7 @@ def test_a_bad_option_on_the_command_line_is_one_line(workdir: Path, capsys: pyt
 
 # ---------------------------------------------------------------------- the claims (slow)
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_yolo_finds_the_shapes(workdir: Path, seed: int) -> None:
     """The strength: one look at the whole image finds shapes of four classes, mAP@0.5 >= 0.7 on
@@ -284,6 +285,7 @@ def test_yolo_finds_the_shapes(workdir: Path, seed: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_crowded_cell_hides_all_but_one_of_its_objects(workdir: Path, seed: int) -> None:
     """The weakness (Section 2.4): with B = 1 box per cell, of k = 4 small shapes whose centres share
