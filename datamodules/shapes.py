@@ -6,7 +6,7 @@ Every example is an image and a *target*, a dict with
   (a one-pixel object at column 3 spans ``x_min = 3`` to ``x_max = 4``);
 * ``labels``: ``(K,)`` int64 class indices ``0 .. num_classes - 1`` (no background class: a model
   that needs one, like Faster R-CNN's, adds it itself); ``class_names`` names them;
-* ``masks``: ``(K, H, W)`` bool instance masks, where the source has them (the shapes);
+* ``masks``: ``(K, H, W)`` bool instance masks, where the source has them (the shapes, COCO);
 * ``iscrowd``: ``(K,)`` int64, 1 for an object the evaluation should not count (COCO's crowds,
   VOC's "difficult" objects), where the source has them.
 
@@ -236,7 +236,7 @@ class TorchvisionDetection(Dataset):
 
     def __init__(self, data: Any, kind: Literal["voc", "coco"], image_size: int, indices: Sequence[int] | None = None) -> None:
         self.data, self.kind, self.image_size = data, kind, image_size
-        self.indices = list(indices) if indices is not None else list(range(len(data)))
+        self.indices = [int(i) for i in indices] if indices is not None else list(range(len(data)))  # CocoDetection takes Python ints only
         if kind == "coco":
             category_ids = sorted(data.coco.cats)
             self.category_index = {cat: i for i, cat in enumerate(category_ids)}
@@ -281,6 +281,13 @@ class TorchvisionDetection(Dataset):
             "labels": torch.tensor(labels, dtype=torch.int64),
             "iscrowd": torch.tensor(crowd, dtype=torch.int64),
         }
+        if self.kind == "coco":  # COCO's instance masks (polygons or RLE), resized as the image is
+            kept = [obj for obj in annotation if obj["bbox"][2] > 0 and obj["bbox"][3] > 0]
+            masks = torch.zeros((len(kept), height, width), dtype=torch.uint8)
+            for row, obj in enumerate(kept):
+                masks[row] = torch.from_numpy(self.data.coco.annToMask(obj))
+            size = [self.image_size, self.image_size]
+            target["masks"] = TF.resize(masks, size, interpolation=TF.InterpolationMode.NEAREST).bool() if len(kept) else torch.zeros((0, *size), dtype=torch.bool)
         return image.contiguous(), target
 
 

@@ -4,6 +4,7 @@ one-line errors for bad arguments and for real data sets that are not on disk.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,42 @@ def test_missing_real_data_is_one_line_that_says_how_to_get_it(tmp_path: Path, s
         dm.setup()
     message = str(error.value)
     assert len(message.splitlines()) == 1 and what in message and "--data.download true" in message and str(tmp_path) in message
+
+
+def write_tiny_coco(root: Path, split: str) -> None:
+    """Two 40 x 60 images in COCO's layout: a polygon square (class 'box') and a polygon triangle
+    (class 'wedge'), as ``CocoDetection`` and pycocotools read them."""
+    from PIL import Image
+
+    (root / "coco" / split).mkdir(parents=True)
+    (root / "coco" / "annotations").mkdir(exist_ok=True)
+    images, annotations = [], []
+    for image_id in (1, 2):
+        name = f"{image_id:012d}.png"
+        Image.new("RGB", (60, 40), (90, 120, 30 * image_id)).save(root / "coco" / split / name)
+        images.append({"id": image_id, "file_name": name, "width": 60, "height": 40})
+    annotations.append({"id": 1, "image_id": 1, "category_id": 7, "iscrowd": 0, "area": 400.0, "bbox": [10, 10, 20, 20],
+                        "segmentation": [[10, 10, 30, 10, 30, 30, 10, 30]]})  # fmt: skip
+    annotations.append({"id": 2, "image_id": 2, "category_id": 9, "iscrowd": 0, "area": 300.0, "bbox": [0, 0, 30, 20],
+                        "segmentation": [[0, 0, 30, 0, 0, 20]]})  # fmt: skip
+    categories = [{"id": 7, "name": "box"}, {"id": 9, "name": "wedge"}]
+    (root / "coco" / "annotations" / f"instances_{split}.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+
+
+def test_coco_targets_carry_instance_masks_resized_with_the_image(tmp_path: Path) -> None:
+    """Mask R-CNN trains on COCO's masks: each object's polygon becomes a bool mask of the resized
+    image, inside its (resized) box, the square's filling its box and the triangle half of its."""
+    for split in ("train2017", "val2017"):
+        write_tiny_coco(tmp_path, split)
+    dm = ShapesDataModule(source="coco", data_dir=str(tmp_path), image_size=32, batch_size=2)
+    dm.setup()
+    fill = {}  # by class: 0 the square, 1 the triangle; val2017 is split into validation and test
+    for dataset in (dm.dataset("val"), dm.dataset("test")):
+        for index in range(len(dataset)):
+            image, target = dataset[index]
+            assert image.shape == (3, 32, 32) and target["masks"].shape == (1, 32, 32) and target["masks"].dtype == torch.bool
+            x0, y0, x1, y1 = target["boxes"][0].tolist()
+            rows, cols = target["masks"][0].nonzero(as_tuple=True)
+            assert cols.min() >= x0 - 1 and cols.max() <= x1 and rows.min() >= y0 - 1 and rows.max() <= y1  # inside its box
+            fill[int(target["labels"][0])] = target["masks"][0].sum().item() / ((x1 - x0) * (y1 - y0))
+    assert sorted(fill) == [0, 1] and fill[0] > 0.85 and 0.35 < fill[1] < 0.65, fill
