@@ -26,6 +26,7 @@ MODEL_MODULES = (
     "ai_scratch.applying_cnns.unet",
     "ai_scratch.applying_cnns.faster_rcnn",
     "ai_scratch.applying_cnns.yolo",
+    "ai_scratch.applying_cnns.mask_rcnn",
     "ai_scratch.sequence_models.rnn",
     "ai_scratch.sequence_models.lstm",
     "ai_scratch.sequence_models.gru",

@@ -7,7 +7,7 @@
 * Faster R-CNN (Ren, He, Girshick and Sun, 2015): a region proposal network sharing the detector's
   convolutional features, RoI pooling and a two-stage head (``faster_rcnn.py``);
 * YOLO v1 (Redmon, Divvala, Girshick and Farhadi, 2016): detection as one regression over an
-  S x S grid (``yolo.py``).
-
-Mask R-CNN (He et al., 2017) comes next.
+  S x S grid (``yolo.py``);
+* Mask R-CNN (He, Gkioxari, Dollar and Girshick, 2017): Faster R-CNN with RoIAlign and a mask
+  branch, a mask for every detected object (``mask_rcnn.py``).
 """
