@@ -258,16 +258,19 @@ def test_the_roi_pool_config_fits_in_bf16(workdir: Path) -> None:
 @pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_mask_rcnn_with_roi_align_segments_the_shapes(workdir: Path, seed: int) -> None:
-    """The strength, on a seed other than the config's own (seed 0 is run by ``ai-scratch reproduce``)."""
+    """The strength, on a seed other than the config's own (seed 0 is run by ``ai-scratch reproduce``):
+    mean mask IoU of the matched test objects >= 0.83 (measured 0.862, 0.870, 0.887)."""
     cli = main(["fit", "--config", config("mask_rcnn/shapes_align_strength"), *QUIET, "--figures=false", f"--seed_everything={seed}"])
     assert cli.claim_result is not None and cli.claim_result.reproduced, cli.claim_result
+    assert float(cli.trainer.callback_metrics["test_mask_map_75"]) > 0.5  # measured 0.641 to 0.860; RoIPool 0.290 to 0.436
 
 
 @pytest.mark.slow
 @pytest.mark.seeds
 @pytest.mark.parametrize("seed", [1, 2])
 def test_roi_pool_masks_are_worse(workdir: Path, seed: int) -> None:
-    """The weakness: RoIPool's quantised features give masks below the bar that RoIAlign clears."""
+    """The weakness: RoIPool's quantised features give masks of mean IoU <= 0.82 (measured 0.767 to
+    0.776), below the 0.83 that RoIAlign clears (0.862 to 0.887), as in the paper's Table 2c."""
     cli = main(["fit", "--config", config("mask_rcnn/roi_pool_weakness"), *QUIET, "--figures=false", f"--seed_everything={seed}"])
     assert cli.claim_result is not None and cli.claim_result.reproduced, cli.claim_result
 
