@@ -160,6 +160,13 @@ class ProposalRecall(Metric):
         return self.found / self.total.clamp(min=1.0)
 
 
+def scalar_results(average_precision: MeanAveragePrecision, prefix: str) -> dict[str, Tensor]:
+    """``average_precision.compute()``'s scalar entries as loggable values named ``prefix + name``:
+    ``classes`` is a list, and the per-class entries are -1 placeholders without class_metrics."""
+    results = average_precision.compute()
+    return {f"{prefix}{name}": value.float() for name, value in results.items() if name != "classes" and not name.endswith("_per_class")}
+
+
 class DetectionModel(BaseModel):
     """Base LightningModule of the object detectors: see the module docstring.
 
@@ -217,7 +224,12 @@ class DetectionModel(BaseModel):
     def _evaluation_step(self, batch: tuple[Tensor, list[Target]], stage: str) -> None:
         images, targets = batch
         self.log_terms(stage, self.loss_terms(images, targets), len(images))
-        detections = [{key: value.float() if key != "labels" else value for key, value in d.items() if key != "masks"} for d in self.predict(images)]
+        self.update_metrics(stage, images, targets, self.predict(images))
+
+    def update_metrics(self, stage: str, images: Tensor, targets: list[Target], found: list[Detections]) -> None:
+        """Feed one batch's detections ``found`` (of :meth:`predict`) to the ``stage``'s metrics: box
+        mAP and recall here; a subclass adds its own metrics and calls this."""
+        detections = [{key: value.float() if key != "labels" else value for key, value in d.items() if key != "masks"} for d in found]
         truth = [{key: target[key] for key in ("boxes", "labels", "iscrowd") if key in target} for target in targets]
         getattr(self, f"{stage}_map").update(detections, truth)
         getattr(self, f"{stage}_recall").update(detections, truth)
@@ -238,9 +250,7 @@ class DetectionModel(BaseModel):
         recall: RecallAtIoU = getattr(self, f"{stage}_recall")
         if not average_precision.update_called:
             return
-        results = average_precision.compute()  # collective under DDP: every process gets the same values
-        # "classes" is a list, and the per-class entries are -1 placeholders without class_metrics
-        values = {f"{stage}_{name}": value.float() for name, value in results.items() if name != "classes" and not name.endswith("_per_class")}
+        values = scalar_results(average_precision, f"{stage}_")  # collective under DDP: every process gets the same values
         values[f"{stage}_recall_50"] = recall.compute()
         headline = {f"{stage}_map_50": values.pop(f"{stage}_map_50")}
         self.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)

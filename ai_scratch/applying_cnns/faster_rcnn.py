@@ -775,9 +775,8 @@ class FasterRCNN(DetectionModel):
         return self.predict(images)
 
     # ------------------------------------------------------------------ proposal recall
-    def _evaluation_step(self, batch: tuple[Tensor, list[Target]], stage: str) -> None:
-        super()._evaluation_step(batch, stage)
-        images, targets = batch
+    def update_metrics(self, stage: str, images: Tensor, targets: list[Target], found: list[Detections]) -> None:
+        super().update_metrics(stage, images, targets, found)
         getattr(self, f"{stage}_proposal_recall").update(self.proposals(images), targets)
 
     def _log_detection_metrics(self, stage: str) -> None:

@@ -115,7 +115,7 @@ from torchmetrics import Metric
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.ops import box_iou, roi_align
 
-from ai_scratch.applying_cnns.detection import Detections, Target
+from ai_scratch.applying_cnns.detection import Detections, Target, scalar_results
 from ai_scratch.applying_cnns.faster_rcnn import Backbone, FasterRCNN, RoIOperation, RoISample
 from ai_scratch.info import ModelInfo
 
@@ -356,17 +356,10 @@ class MaskRCNN(FasterRCNN):
         return [{**found, "masks": part} for found, part in zip(detections, masks.split(counts), strict=True)]
 
     # ------------------------------------------------------------------ metrics: boxes and masks
-    def _evaluation_step(self, batch: tuple[Tensor, list[Target]], stage: str) -> None:
-        # Faster R-CNN's steps (loss terms, box mAP and recall, proposal recall), with one pass of
-        # predict feeding the box metrics and the mask metrics alike
-        images, targets = batch
-        self.log_terms(stage, self.loss_terms(images, targets), len(images))
-        found = self.predict(images)
-        boxes = [{key: value.float() if key != "labels" else value for key, value in d.items() if key != "masks"} for d in found]
-        truth = [{key: target[key] for key in ("boxes", "labels", "iscrowd") if key in target} for target in targets]
-        getattr(self, f"{stage}_map").update(boxes, truth)
-        getattr(self, f"{stage}_recall").update(boxes, truth)
-        getattr(self, f"{stage}_proposal_recall").update(self.proposals(images), targets)
+    def update_metrics(self, stage: str, images: Tensor, targets: list[Target], found: list[Detections]) -> None:
+        """Faster R-CNN's metrics (box mAP and recall, proposal recall), then mask AP and the
+        matched mask IoU, from the same detections."""
+        super().update_metrics(stage, images, targets, found)
         masks = [{"masks": d["masks"], "scores": d["scores"].float(), "labels": d["labels"]} for d in found]
         true_masks = [{key: target[key] for key in ("masks", "labels", "iscrowd") if key in target} for target in targets]
         getattr(self, f"{stage}_mask_map").update(masks, [{**t, "masks": t["masks"].bool()} for t in true_masks])
@@ -376,8 +369,7 @@ class MaskRCNN(FasterRCNN):
         average_precision: MeanAveragePrecision = getattr(self, f"{stage}_mask_map")
         iou: MatchedMaskIoU = getattr(self, f"{stage}_mask_iou")
         if average_precision.update_called:
-            results = average_precision.compute()  # collective under DDP
-            values = {f"{stage}_mask_{name}": value.float() for name, value in results.items() if name != "classes" and not name.endswith("_per_class")}
+            values = scalar_results(average_precision, f"{stage}_mask_")  # collective under DDP
             values[f"{stage}_mask_iou"] = iou.compute()
             self.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)
             average_precision.reset()
