@@ -42,7 +42,7 @@ from callbacks import plots
 from callbacks.batches import evaluating, validation_batches
 from callbacks.figures import FigureCallback
 from callbacks.plots.style import LABEL_SIZE
-from callbacks.wandb_helpers import run_is_disabled, wandb_installed, wandb_logger
+from callbacks.wandb_helpers import live_wandb_logger
 
 #: the side, in pixels, to which small images are enlarged (nearest neighbour) before drawing
 DRAWN_SIDE = 256
@@ -258,10 +258,8 @@ class DetectionPredictions(FigureCallback):
     def emit(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> list:
         """The PNG (see :class:`FigureCallback`), then the images with wandb's box and mask overlays."""
         written = super().emit(trainer, pl_module, suffix)
-        if not (trainer.is_global_zero and self.log_to_wandb and self.examples is not None and wandb_installed()):
-            return written
-        logger = wandb_logger(trainer)
-        if logger is None or run_is_disabled(logger.experiment):
+        logger = live_wandb_logger(trainer) if trainer.is_global_zero and self.log_to_wandb and self.examples is not None else None
+        if logger is None:
             return written
         import wandb
 

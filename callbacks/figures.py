@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from callbacks import plots
-from callbacks.wandb_helpers import run_is_disabled, say_once, wandb_installed, wandb_logger, warn_once
+from callbacks.wandb_helpers import live_wandb_logger, say_once, warn_once
 from callbacks.batches import (
     evaluating,
     forward_takes_inputs_only,
@@ -123,8 +123,8 @@ class FigureCallback(Callback, ABC):
             warn_once(f"{type(self).__name__}: the figure could not be drawn: {type(error).__name__}: {error}")
             return []
         self.saved.extend(written.values())
-        logger = wandb_logger(trainer) if self.log_to_wandb and written and wandb_installed() else None
-        if logger is not None and not run_is_disabled(logger.experiment):
+        logger = live_wandb_logger(trainer) if self.log_to_wandb and written else None
+        if logger is not None:
             import wandb
 
             for name, path in written.items():

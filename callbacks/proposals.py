@@ -42,7 +42,7 @@ from callbacks.batches import evaluating, validation_batches
 from callbacks.detections import DRAWN_SIDE, draw_detections, enlarged, is_target_list, names_of_classes, to_uint8, wandb_boxes
 from callbacks.figures import FigureCallback
 from callbacks.plots.style import LABEL_SIZE
-from callbacks.wandb_helpers import run_is_disabled, wandb_installed, wandb_logger
+from callbacks.wandb_helpers import live_wandb_logger
 
 #: the colour map of the proposals' ranks: the best in yellow, the last drawn in dark purple
 RANK_COLOURS = "viridis_r"
@@ -194,10 +194,8 @@ class RegionProposals(FigureCallback):
     def emit(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> list:
         """The PNG (see :class:`FigureCallback`), then the images with wandb's box overlays."""
         written = super().emit(trainer, pl_module, suffix)
-        if not (trainer.is_global_zero and self.log_to_wandb and self.examples is not None and wandb_installed()):
-            return written
-        logger = wandb_logger(trainer)
-        if logger is None or run_is_disabled(logger.experiment):
+        logger = live_wandb_logger(trainer) if trainer.is_global_zero and self.log_to_wandb and self.examples is not None else None
+        if logger is None:
             return written
         import wandb
 

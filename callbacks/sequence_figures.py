@@ -43,7 +43,7 @@ from callbacks.attention_maps import token_text
 from callbacks.batches import forward_takes_inputs_only, inputs_and_targets, validation_batches
 from callbacks.figures import FigureCallback
 from callbacks.plots.style import LABEL_SIZE, TICK_SIZE
-from callbacks.wandb_helpers import run_is_disabled, say_once, wandb_installed, wandb_logger, warn_once
+from callbacks.wandb_helpers import live_wandb_logger, say_once, warn_once
 
 # ---------------------------------------------------------------------- what the figures share
 
@@ -556,8 +556,8 @@ class TextSamples(Callback):
             warn_once(f"TextSamples: the samples could not be written: {type(error).__name__}: {error}")
             return None
         self.saved.append(path)
-        logger = wandb_logger(trainer) if self.log_to_wandb and wandb_installed() else None
-        if logger is not None and not run_is_disabled(logger.experiment):
+        logger = live_wandb_logger(trainer) if self.log_to_wandb else None
+        if logger is not None:
             logger.log_table(key=key, columns=list(columns), data=[list(row) for row in self.rows[key]])
         return path
 

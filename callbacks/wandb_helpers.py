@@ -69,6 +69,15 @@ def run_is_disabled(run: Any) -> bool:
     return getattr(getattr(run, "settings", None), "mode", None) == "disabled"
 
 
+def live_wandb_logger(trainer: L.Trainer) -> WandbLogger | None:
+    """The trainer's WandbLogger where wandb is installed and its run is a real one (not the stand-in
+    of ``mode="disabled"``), or ``None``: where a callback's images and tables may go."""
+    if not wandb_installed():
+        return None
+    logger = wandb_logger(trainer)
+    return None if logger is None or run_is_disabled(logger.experiment) else logger
+
+
 def module_info(pl_module: L.LightningModule) -> dict[str, Any]:
     """``pl_module.model_info()`` when the module offers it (any module may), else its class name."""
     info_method = getattr(pl_module, "model_info", None)
