@@ -12,10 +12,12 @@ from conftest import config
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-def test_mnist_strength_reaches_97_percent(workdir: Path) -> None:
-    cli = main(["fit", "--config", config("lenet5/mnist"), *QUIET])
-    result = cli.claim_result
-    assert result is not None and result.reproduced, result.line()
+def test_mnist_fit_draws_the_cnn_figures(workdir: Path) -> None:
+    """The claim itself (97% on the offline digits) is checked on seed 0 by ``ai-scratch reproduce``
+    and on seeds 1 and 2 below; here a short fit of the same config draws every CNN figure."""
+    cli = main(["fit", "--config", config("lenet5/mnist"), *QUIET, "--trainer.max_epochs", "1",
+                "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2"])  # fmt: skip
+    assert cli.claim_result is not None and not cli.claim_result.reproduced  # four batches are far from 97%
     figures = {p.stem for p in (Path(cli.log_dir) / "figures").glob("*.png")}
     assert {"learning_curves", "confusion_matrix", "gradient_flow", "conv_filters", "feature_maps"} <= figures
 
