@@ -36,6 +36,7 @@ MODEL_MODULES = (
     "ai_scratch.generative_era.gan",
     "ai_scratch.generative_era.dcgan",
     "ai_scratch.generative_era.ddpm",
+    "ai_scratch.modern_paradigm.gcn",
 )
 
 #: ``ai-scratch compare <name>``: the module whose ``main(args)`` runs it, and what it shows.

@@ -25,6 +25,9 @@ checkpoint, sees the same data in the same order.
   membranes, with U-Net's weight map; Oxford-IIIT Pet and Pascal VOC segmentation when downloaded.
 * :class:`ShapesDataModule` (``shapes.py``): detection data, seeded shapes with boxes, labels and
   masks (crowded and spread test sets); Pascal VOC and COCO; batches ``(images, [target dicts])``.
+* :class:`GraphDataModule` (``graphs.py``): one graph with train, validation and test node masks:
+  Zachary's karate club (networkx ships it), a seeded stochastic block model, and the Planetoid
+  citation graphs Cora, CiteSeer and PubMed when downloaded. For the GCN.
 * :class:`EpochSeededSampler` and :class:`TensorPairs` (``sampling.py``): the shuffle whose order is a
   function of (seed, epoch), and the in-memory dataset that hands out whole batches at once.
 
@@ -32,6 +35,7 @@ This package imports neither ``ai_scratch`` nor ``callbacks``.
 """
 
 from datamodules.digits import DigitsDataModule
+from datamodules.graphs import GraphDataModule
 from datamodules.membranes import MembranesDataModule
 from datamodules.patterns import PatternsDataModule
 from datamodules.points import PointsDataModule
@@ -57,6 +61,7 @@ __all__ = [
     "TemporalOrderDataModule",
     "DigitsDataModule",
     "EpochSeededSampler",
+    "GraphDataModule",
     "ImageFolderDataModule",
     "MembranesDataModule",
     "PatternsDataModule",
