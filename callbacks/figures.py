@@ -163,6 +163,7 @@ class LearningCurves(FigureCallback):
         super().__init__(every_n_epochs, log_to_wandb)
         self.patterns = tuple(patterns)
         self.history: dict[str, list[tuple[int, float]]] = {}
+        self._recorded: dict[str, tuple[int, Any]] = {}  # key -> (epoch, the value object recorded)
 
     def _record(self, trainer: L.Trainer, prefixes: tuple[str, ...], epoch: int) -> None:
         for key, value in trainer.callback_metrics.items():
@@ -170,6 +171,12 @@ class LearningCurves(FigureCallback):
                 continue
             if isinstance(value, Tensor) and value.numel() != 1:
                 continue
+            # callback_metrics keeps a metric's last value after the model stops logging it (a
+            # phase of training that has ended): the same object seen for another epoch is stale
+            previous = self._recorded.get(key)
+            if previous is not None and previous[1] is value and previous[0] != epoch:
+                continue
+            self._recorded[key] = (epoch, value)
             series = self.history.setdefault(key, [])
             series[:] = [(e, v) for e, v in series if e != epoch]  # a re-run epoch replaces its point
             series.append((epoch, float(value)))

@@ -255,6 +255,28 @@ def test_the_final_figures_are_collected_before_the_strategy_tears_down(tmp_path
     assert [p.name for p in figure.saved] == ["learning_curves.png"]
 
 
+class TwoPhaseClassifier(TinyClassifier):
+    """Logs a warm-up metric in its first two epochs only, as a model with a pre-training phase does."""
+
+    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+        loss = super()._step(batch, stage)
+        if self.current_epoch < 2:
+            self.log(f"{stage}_warmup_loss", 2 * loss, on_step=False, on_epoch=True)
+        return loss
+
+
+def test_a_metric_no_longer_logged_ends_its_curve(tmp_path: Path) -> None:
+    # trainer.callback_metrics keeps the last value of a metric the model has stopped logging:
+    # the curve must end where the logging did, not run on flat
+    curves = LearningCurves()
+    train, val = plane_loaders()
+    trainer(tmp_path, False, [curves], max_epochs=4).fit(TwoPhaseClassifier(), train, val)
+    assert [epoch for epoch, _ in curves.history["train_warmup_loss"]] == [0, 1]
+    assert [epoch for epoch, _ in curves.history["val_warmup_loss"]] == [0, 1]
+    assert [epoch for epoch, _ in curves.history["train_loss"]] == [0, 1, 2, 3]
+    assert [epoch for epoch, _ in curves.history["val_loss"]] == [0, 1, 2, 3]
+
+
 def test_every_n_epochs_writes_numbered_figures(tmp_path: Path) -> None:
     curves = LearningCurves(every_n_epochs=2)
     train, val = plane_loaders()
