@@ -37,6 +37,7 @@ MODEL_MODULES = (
     "ai_scratch.generative_era.dcgan",
     "ai_scratch.generative_era.ddpm",
     "ai_scratch.modern_paradigm.gcn",
+    "ai_scratch.modern_paradigm.bert",
     "ai_scratch.modern_paradigm.bitnet",
 )
 

@@ -28,6 +28,9 @@ checkpoint, sees the same data in the same order.
 * :class:`GraphDataModule` (``graphs.py``): one graph with train, validation and test node masks:
   Zachary's karate club (networkx ships it), a seeded stochastic block model, and the Planetoid
   citation graphs Cora, CiteSeer and PubMed when downloaded. For the GCN.
+* :class:`TextDataModule` (``text.py``): word pieces of a WordPiece vocabulary trained on the corpus
+  (CPython's pydoc topics offline, WikiText-2 when downloaded), masked by BERT's 80/10/10 rule for
+  pre-training, and small labelled tasks from held-out documents for fine-tuning. For BERT.
 * :class:`EpochSeededSampler` and :class:`TensorPairs` (``sampling.py``): the shuffle whose order is a
   function of (seed, epoch), and the in-memory dataset that hands out whole batches at once.
 
@@ -49,6 +52,7 @@ from datamodules.sequences import (
     TemporalOrderDataModule,
 )
 from datamodules.shapes import ShapesDataModule
+from datamodules.text import TextDataModule
 from datamodules.toy import ToyDataModule
 from datamodules.vision import ImageFolderDataModule, VisionDataModule
 
@@ -59,6 +63,7 @@ __all__ = [
     "CopyReverseDataModule",
     "DateFormatDataModule",
     "TemporalOrderDataModule",
+    "TextDataModule",
     "DigitsDataModule",
     "EpochSeededSampler",
     "GraphDataModule",
