@@ -234,6 +234,7 @@ def test_the_claims_hold_on_other_seeds(workdir: Path, name: str, seed: int) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.seeds
 def test_fine_tuning_on_few_labels_spreads_over_seeds(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Section 4.1 of the paper: fine-tuning BERT-large on small data sets "was sometimes unstable", so the authors
     ran several restarts. Here: one pre-trained encoder, fine-tuned from it on the same 128 labels
