@@ -65,15 +65,13 @@ starts instead from the weights of a separate pre-training run's checkpoint (pre
 fine-tune many times). With neither, the network learns the task from scratch: the comparison of
 ``configs/bert/``.
 
-In miniature the comparison did not come out as the paper's. Two layers of width 128, pre-trained
-for 25 epochs on the pydoc topics, reach a masked-token accuracy of about 0.24 (the best constant
-guess: 0.076) but mostly guess frequent pieces; fine-tuned on 128 labelled sentences (real, or with
-their words shuffled, or with a quarter of them replaced), they stay at chance on held-out
-documents, as the same network from scratch does. Scored by the masked LM itself, without
-fine-tuning, real and corrupted sentences are barely told apart (AUC 0.48 to 0.59): the pre-trained
-network has too little language for 128 labels to use. ``configs/bert/not_reproduced/`` keeps the
-experiment and its measurements, outside ``ai-scratch reproduce``; what it would need is a network
-that knows more language, larger and pre-trained for longer than a CPU experiment allows.
+In miniature the comparison did not come out as the paper's. A two-layer BERT pre-trained on the
+pydoc topics learns to guess frequent pieces behind ``[MASK]`` well above the best constant guess,
+but fine-tuned on 128 labelled sentences of held-out documents it stays at chance, as the same
+network from scratch does: it has too little language for so few labels to use.
+``configs/bert/not_reproduced/`` keeps that experiment and its measurements, outside ``ai-scratch
+reproduce``; what it would need is a network that knows more language, larger and pre-trained for
+longer than a CPU experiment allows.
 
 Not in the paper, as options: ``fused`` (attention by ``scaled_dot_product_attention``, same weights,
 no attention maps). The paper's GELU was the tanh approximation; ``nn.GELU()`` here is the exact one.
