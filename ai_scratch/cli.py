@@ -3,6 +3,7 @@
 ::
 
     ai-scratch list                                     # the models and experiments
+    ai-scratch info lenet5                              # a model's card
     ai-scratch compare module-1                         # Perceptron, ADALINE, MLP side by side
     ai-scratch fit --config perceptron/xor_weakness     # train: figures, checkpoints, metrics.csv
     ai-scratch fit --config lenet5/mnist --wandb        # ... tracked in wandb
@@ -153,6 +154,7 @@ ai-scratch: the history of neural networks, each model written from its paper an
 Lightning (LightningCLI), each experiment tracked in Weights & Biases.
 
   ai-scratch list                                  the models and experiments, with their claims
+  ai-scratch info lenet5                           a model's card: paper, objectives, code, experiments
   ai-scratch compare module-1                      several models side by side
   ai-scratch fit --config perceptron/xor_weakness  train one experiment (figures, checkpoints)
   ai-scratch fit --config lenet5/mnist --wandb     ... tracked in wandb (--wandb_mode offline)
@@ -161,7 +163,7 @@ Lightning (LightningCLI), each experiment tracked in Weights & Biases.
   ai-scratch sweep lenet5 --local --trials 20      a hyperparameter sweep (Optuna here, or wandb agent)"""
 
 EPILOG = """\
-list, compare, reproduce and sweep are ai-scratch's own: `ai-scratch reproduce --help`, ...
+list, info, compare, reproduce and sweep are ai-scratch's own: `ai-scratch reproduce --help`, ...
 fit, validate, test and predict are Lightning's, with --config taking an experiment's name,
 --wandb and its options, --figures, and a claim checked at the end of fit."""
 
@@ -441,6 +443,27 @@ def list_command(args: list[str]) -> None:
         print(f"  {entry['name']:<{width}} {entry['kind']:<9}{claim}")
 
 
+def info_command(args: list[str]) -> None:
+    """``ai-scratch info [MODEL]``: one model's card, or every model in a table."""
+    parser = OneLineArgumentParser(
+        prog="ai-scratch info",
+        description="A model's card: its paper, what it brought, how it learns, what you will learn from it, the lines "
+        "of code it took and its experiments with their claims. Without MODEL, every model in a table.",
+    )
+    parser.add_argument("model", nargs="?", help="a model's short name, as ai-scratch list shows it (perceptron, lenet5, bert)")
+    parsed = parser.parse_args(args)
+    from ai_scratch.cards import all_cards, model_card, render_card, render_table
+
+    if parsed.model is None:
+        print(render_table(all_cards()))
+        return
+    try:
+        card = model_card(parsed.model)
+    except KeyError as error:
+        fail(error.args[0])
+    print(render_card(card))
+
+
 def compare_command(args: list[str]) -> int:
     """``ai-scratch compare NAME [its options]``: a figure that puts several models side by side."""
     parser = OneLineArgumentParser(
@@ -513,6 +536,9 @@ def main(args: list[str] | None = None, extra_callbacks: list[Callback] | None =
     args = list(sys.argv[1:] if args is None else args)
     if args[:1] == ["list"]:
         list_command(args[1:])
+        return None
+    if args[:1] == ["info"]:
+        info_command(args[1:])
         return None
     if args[:1] == ["compare"]:
         sys.exit(compare_command(args[1:]))

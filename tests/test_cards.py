@@ -1,0 +1,71 @@
+"""Model cards (``ai-scratch info``): built for every registered model from its INFO, its source and its configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ai_scratch.cards import all_cards, lines_of_code, model_card, render_card
+from ai_scratch.cli import main
+from ai_scratch.registry import experiments, models
+
+SOURCE = '''"""A module's docstring,
+over two lines."""
+import math  # a comment after code
+
+
+# a comment alone
+def area(radius):
+    """A function's docstring."""
+    label = "a string assigned is code"
+    "a string standing alone is not"
+    return (math.pi *
+            radius ** 2)
+x = 1; "after a semicolon, a statement of its own"
+'''
+
+
+def test_lines_of_code_count_code_not_docstrings_comments_or_blank_lines() -> None:
+    # import, def, label =, return over two lines, x = 1
+    assert lines_of_code(SOURCE) == 6
+    assert lines_of_code('"""only a docstring"""\n') == 0
+    assert lines_of_code("") == 0
+
+
+def test_every_registered_model_has_a_card_with_its_experiments() -> None:
+    cards, known = all_cards(), experiments()
+    assert [card["name"] for card in cards] == [info.name for info in models()]
+    for card in cards:
+        own = sorted(entry["name"] for entry in known if entry["name"].split("/")[0] == card["name"])
+        assert sorted(entry["name"] for entry in card["experiments"]) == own, card["name"]
+        assert 0 < card["lines_of_code"] < card["lines"], card["name"]  # a model file holds its paper's text too
+        assert card["source_file"].startswith("ai_scratch/") and card["source_file"].endswith(".py")
+        assert card["key_learning_objectives"] and card["key_innovations"], card["name"]
+
+
+def test_a_card_names_the_paper_the_objectives_and_each_claim() -> None:
+    card = model_card("gcn")
+    assert card["class"] == "ai_scratch.modern_paradigm.gcn.GCN"
+    assert card["source_file"] == "ai_scratch/modern_paradigm/gcn.py"
+    text = render_card(card)
+    assert "Kipf" in text and "(2017)" in text and card["paper_title"] in text
+    for objective in card["key_learning_objectives"]:
+        assert objective in text
+    assert "gcn/karate_strength" in text and "claim: test_accuracy >= 0.9" in text
+
+
+def test_info_prints_a_card_or_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "bitnet"]) is None
+    card = capsys.readouterr().out
+    assert card.startswith("BitNet b1.58 (bitnet), module 6") and "bitnet/digits_width256_strength" in card
+    main(["info"])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["model", "name"]
+    assert [line.split()[0] for line in table[1 : 1 + len(models())]] == [info.name for info in models()]
+
+
+def test_info_of_an_unknown_model_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as ended:
+        main(["info", "alexnett"])
+    assert ended.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "no model named 'alexnett'" in error and "alexnet" in error
