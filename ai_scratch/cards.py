@@ -3,13 +3,15 @@
 ``ai-scratch info MODEL`` prints one card; ``ai-scratch info`` a table of every model. A card is
 built from the model's frozen :class:`~ai_scratch.info.ModelInfo` (the paper, its innovations,
 how the model learns, the learning objectives), its source file (where the paper is written
-down, and how many lines of code that took) and the experiment configs that ship with the package
-(each one's kind and claim). Every registered model has a card without code of its own: a model
+down, and how many lines of code that took), the experiment configs that ship with the package
+(each one's kind and claim) and the local runs (whether each claim's last fit under ``runs/``
+reproduced it: every fit records its claim in its ``metrics.csv``). Every registered model has a card without code of its own: a model
 added to :data:`ai_scratch.registry.MODEL_MODULES` appears here by itself.
 """
 
 from __future__ import annotations
 
+import csv
 import inspect
 import io
 import tokenize
@@ -44,9 +46,31 @@ def lines_of_code(source: str) -> int:
     return len(code_lines)
 
 
-def model_card(name: str, known: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def last_claim(runs_dir: str | Path, experiment: str) -> dict[str, Any] | None:
+    """The claim's outcome in the latest local fit of ``experiment`` (``gcn/karate_strength``) that
+    checked it: ``{"run", "observed", "reproduced"}`` read from ``<runs_dir>/<model>/<experiment>/
+    version_N/metrics.csv`` (where every fit records its claim), or ``None`` when no fit did."""
+    latest: tuple[float, dict[str, Any]] | None = None
+    for metrics in Path(runs_dir, experiment).glob("version_*/metrics.csv"):
+        with metrics.open(newline="") as file:
+            rows = [row for row in csv.DictReader(file) if row.get("claim/reproduced")]
+        if not rows:
+            continue
+        when = metrics.stat().st_mtime
+        if latest is None or when > latest[0]:
+            observed = rows[-1].get("claim/observed")
+            latest = (when, {
+                "run": str(metrics.parent),
+                "observed": float(observed) if observed else None,
+                "reproduced": float(rows[-1]["claim/reproduced"]) == 1.0,
+            })  # fmt: skip
+    return None if latest is None else latest[1]
+
+
+def model_card(name: str, known: list[dict[str, Any]] | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
     """The card of the registered model called ``name`` (``ai-scratch list`` names them).
-    ``known``: the experiments (:func:`ai_scratch.registry.experiments`), when the caller has read them.
+    ``known``: the experiments (:func:`ai_scratch.registry.experiments`), when the caller has read them;
+    ``runs_dir``: where local fits wrote their records (``ai-scratch fit``'s default, ``runs``).
 
     Raises:
         KeyError: no registered model has that name (the message lists those that exist).
@@ -64,18 +88,18 @@ def model_card(name: str, known: list[dict[str, Any]] | None = None) -> dict[str
     card["lines_of_code"] = lines_of_code(source)
     card["lines"] = len(source.splitlines())
     card["experiments"] = [
-        {"name": entry["name"], "kind": entry["kind"], "claim": entry["claim"]}
+        {"name": entry["name"], "kind": entry["kind"], "claim": entry["claim"], "last_run": last_claim(runs_dir, entry["name"])}
         for entry in known
         if entry["name"].split("/", 1)[0] == name
     ]
     return card
 
 
-def all_cards() -> list[dict[str, Any]]:
+def all_cards(runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
     """Every registered model's card, in the order of the history (module, then year)."""
     names = [cls.INFO.name for cls in model_classes()]
     known = experiments()
-    cards = [model_card(name, known) for name in names]
+    cards = [model_card(name, known, runs_dir) for name in names]
     return sorted(cards, key=lambda card: (card["module"], card["year_introduced"]))
 
 
@@ -98,6 +122,11 @@ def render_card(card: dict[str, Any]) -> str:
     width = max((len(entry["name"]) for entry in card["experiments"]), default=0)
     for entry in card["experiments"]:
         claim = f"  claim: {entry['claim']}" if entry["claim"] else ""
+        last = entry["last_run"]
+        if last is not None:
+            verdict = "reproduced" if last["reproduced"] else "NOT reproduced"
+            observed = "" if last["observed"] is None else f", observed {last['observed']:.4g}"
+            claim += f"  (last local fit: {verdict}{observed}, {last['run']})"
         lines.append(f"    {entry['name']:<{width}} {entry['kind']:<9}{claim}")
     if not card["experiments"]:
         lines.append("    (none yet)")
@@ -105,17 +134,24 @@ def render_card(card: dict[str, Any]) -> str:
 
 
 def render_table(cards: list[dict[str, Any]]) -> str:
-    """Every model in one table: name, year, module, difficulty, lines of code, experiments."""
-    columns = ["model", "name", "year", "module", "difficulty", "code lines", "experiments"]
+    """Every model in one table: name, year, module, difficulty, lines of code, experiments, and how
+    many of those experiments' last local fits reproduced their claims (of those fitted)."""
+    columns = ["model", "name", "year", "module", "difficulty", "code lines", "experiments", "reproduced"]
+
+    def reproduced(card: dict[str, Any]) -> str:
+        fitted = [entry["last_run"] for entry in card["experiments"] if entry["last_run"] is not None]
+        return f"{sum(last['reproduced'] for last in fitted)}/{len(fitted)}" if fitted else "-"
+
     rows = [
         [card["name"], card["full_name"], str(card["year_introduced"]), str(card["module"]), card["difficulty_level"],
-         str(card["lines_of_code"]), str(len(card["experiments"]))]
+         str(card["lines_of_code"]), str(len(card["experiments"])), reproduced(card)]
         for card in cards
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
-    right = {"code lines", "experiments"}  # numbers line up on the right
+    right = {"code lines", "experiments", "reproduced"}  # numbers line up on the right
 
     def line(row: list[str]) -> str:
         return "  ".join(cell.rjust(w) if column in right else cell.ljust(w) for cell, w, column in zip(row, widths, columns)).rstrip()
 
-    return "\n".join([line(columns), *(line(row) for row in rows), "", "ai-scratch info MODEL shows one model's card."])
+    return "\n".join([line(columns), *(line(row) for row in rows), "", "reproduced: of the experiments fitted here (runs/), how many reproduced their claim in their last fit.",
+                      "ai-scratch info MODEL shows one model's card."])

@@ -451,14 +451,15 @@ def info_command(args: list[str]) -> None:
         "of code it took and its experiments with their claims. Without MODEL, every model in a table.",
     )
     parser.add_argument("model", nargs="?", help="a model's short name, as ai-scratch list shows it (perceptron, lenet5, bert)")
+    parser.add_argument("--runs_dir", default=DEFAULT_ROOT, help="where local fits wrote their records, for each claim's last outcome (default: %(default)s)")
     parsed = parser.parse_args(args)
     from ai_scratch.cards import all_cards, model_card, render_card, render_table
 
     if parsed.model is None:
-        print(render_table(all_cards()))
+        print(render_table(all_cards(parsed.runs_dir)))
         return
     try:
-        card = model_card(parsed.model)
+        card = model_card(parsed.model, runs_dir=parsed.runs_dir)
     except KeyError as error:
         fail(error.args[0])
     print(render_card(card))

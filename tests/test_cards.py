@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ai_scratch.cards import all_cards, lines_of_code, model_card, render_card
 from ai_scratch.cli import main
 from ai_scratch.registry import experiments, models
+from conftest import config
+
+QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
 SOURCE = '''"""A module's docstring,
 over two lines."""
@@ -69,3 +74,24 @@ def test_info_of_an_unknown_model_is_one_line_and_status_2(capsys: pytest.Captur
     assert ended.value.code == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "no model named 'alexnett'" in error and "alexnet" in error
+
+
+def test_a_card_says_whether_each_claims_last_local_fit_reproduced(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Real fits write their claim into runs/<model>/<experiment>/version_N/metrics.csv; the card
+    reads the latest: a full fit of the linear strength reproduces, a one-epoch fit of the XOR
+    weakness is recorded too, and an experiment never fitted says nothing."""
+    main(["fit", "--config", config("perceptron/linear_strength"), *QUIET, "--figures=false"])
+    main(["fit", "--config", config("perceptron/circles_weakness"), *QUIET, "--figures=false", "--trainer.max_epochs=1"])
+    capsys.readouterr()
+    card = model_card("perceptron", runs_dir=workdir / "runs")
+    last = {entry["name"]: entry["last_run"] for entry in card["experiments"]}
+    assert last["perceptron/linear_strength"]["reproduced"] is True
+    assert last["perceptron/linear_strength"]["run"].endswith("runs/perceptron/linear_strength/version_0")
+    assert last["perceptron/circles_weakness"] is not None and last["perceptron/iris_strength"] is None
+    main(["info", "perceptron", "--runs_dir", str(workdir / "runs")])
+    text = capsys.readouterr().out
+    assert "last local fit: reproduced" in text
+    main(["info", "--runs_dir", str(workdir / "runs")])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("perceptron "))
+    outcome = last["perceptron/circles_weakness"]["reproduced"]
+    assert row.split()[-1] == f"{1 + outcome}/2"
