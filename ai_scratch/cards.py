@@ -11,10 +11,13 @@ added to :data:`ai_scratch.registry.MODEL_MODULES` appears here by itself.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import inspect
 import io
+import logging
 import tokenize
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,30 @@ def last_claim(runs_dir: str | Path, experiment: str) -> dict[str, Any] | None:
     return None if latest is None else latest[1]
 
 
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's start-up lines (seed, accelerators) are noise in a card."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [each.level for each in loggers]
+    for each in loggers:
+        each.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for each, level in zip(loggers, levels):
+            each.setLevel(level)
+
+
+def experiment_parameters(config_path: str | Path) -> int:
+    """The parameters of the model that an experiment config builds, as ``ai-scratch fit`` builds it
+    (the whole LightningModule: a GAN's two networks, BitNet's full-precision twin where it has one)."""
+    from ai_scratch.cli import AIScratchCLI  # the CLI imports the registry, as this module does
+
+    with _quiet_lightning(), contextlib.redirect_stdout(io.StringIO()):
+        cli = AIScratchCLI(["--config", str(config_path), "--trainer.logger=false", "--figures=false"], run=False)
+    return sum(parameter.numel() for parameter in cli.model.parameters())
+
+
 def model_card(name: str, known: list[dict[str, Any]] | None = None, runs_dir: str | Path = "runs") -> dict[str, Any]:
     """The card of the registered model called ``name`` (``ai-scratch list`` names them).
     ``known``: the experiments (:func:`ai_scratch.registry.experiments`), when the caller has read them;
@@ -87,6 +114,10 @@ def model_card(name: str, known: list[dict[str, Any]] | None = None, runs_dir: s
     card["source_file"] = str(source_path.relative_to(Path(__file__).resolve().parents[1]))
     card["lines_of_code"] = lines_of_code(source)
     card["lines"] = len(source.splitlines())
+    own = [entry for entry in known if entry["name"].split("/", 1)[0] == name]
+    default = next((entry for entry in own if entry["kind"] == "strength"), own[0] if own else None)
+    card["default_experiment"] = default["name"] if default else None
+    card["default_parameters"] = experiment_parameters(default["path"]) if default else None
     card["experiments"] = [
         {"name": entry["name"], "kind": entry["kind"], "claim": entry["claim"], "last_run": last_claim(runs_dir, entry["name"])}
         for entry in known
@@ -110,6 +141,7 @@ def render_card(card: dict[str, Any]) -> str:
         f"{card['full_name']} ({card['name']}), module {card['module']}: {card['module_name']}",
         f"  paper        {authors} ({card['year_introduced']}), \"{card['paper_title']}\"",
         f"  model        {card['class']} in {card['source_file']}: {card['lines_of_code']} lines of code ({card['lines']} with the paper's text)",
+        f"  parameters   {card['default_parameters']:,} in {card['default_experiment']}" if card["default_experiment"] else "  parameters   (no experiment yet)",
         f"  architecture {card['architecture_type']}; learns by {card['learning_algorithm']}",
         f"  loss         {card['loss_function']}; optimizer {card['optimizer']}",
         f"  difficulty   {card['difficulty_level']}; training takes {card['estimated_training_time']}; pattern {card['pattern']}",
@@ -136,7 +168,7 @@ def render_card(card: dict[str, Any]) -> str:
 def render_table(cards: list[dict[str, Any]]) -> str:
     """Every model in one table: name, year, module, difficulty, lines of code, experiments, and how
     many of those experiments' last local fits reproduced their claims (of those fitted)."""
-    columns = ["model", "name", "year", "module", "difficulty", "code lines", "experiments", "reproduced"]
+    columns = ["model", "name", "year", "module", "difficulty", "code lines", "parameters", "experiments", "reproduced"]
 
     def reproduced(card: dict[str, Any]) -> str:
         fitted = [entry["last_run"] for entry in card["experiments"] if entry["last_run"] is not None]
@@ -144,14 +176,16 @@ def render_table(cards: list[dict[str, Any]]) -> str:
 
     rows = [
         [card["name"], card["full_name"], str(card["year_introduced"]), str(card["module"]), card["difficulty_level"],
-         str(card["lines_of_code"]), str(len(card["experiments"])), reproduced(card)]
+         str(card["lines_of_code"]), f"{card['default_parameters']:,}" if card["default_parameters"] is not None else "-",
+         str(len(card["experiments"])), reproduced(card)]
         for card in cards
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
-    right = {"code lines", "experiments", "reproduced"}  # numbers line up on the right
+    right = {"code lines", "parameters", "experiments", "reproduced"}  # numbers line up on the right
 
     def line(row: list[str]) -> str:
         return "  ".join(cell.rjust(w) if column in right else cell.ljust(w) for cell, w, column in zip(row, widths, columns)).rstrip()
 
-    return "\n".join([line(columns), *(line(row) for row in rows), "", "reproduced: of the experiments fitted here (runs/), how many reproduced their claim in their last fit.",
+    return "\n".join([line(columns), *(line(row) for row in rows), "", "parameters: of the model that the first strength experiment builds (ai-scratch info MODEL names it).",
+                      "reproduced: of the experiments fitted here (runs/), how many reproduced their claim in their last fit.",
                       "ai-scratch info MODEL shows one model's card."])

@@ -45,6 +45,7 @@ def test_every_registered_model_has_a_card_with_its_experiments() -> None:
         assert 0 < card["lines_of_code"] < card["lines"], card["name"]  # a model file holds its paper's text too
         assert card["source_file"].startswith("ai_scratch/") and card["source_file"].endswith(".py")
         assert card["key_learning_objectives"] and card["key_innovations"], card["name"]
+        assert card["default_experiment"] in own and card["default_parameters"] > 0, card["name"]
 
 
 def test_a_card_names_the_paper_the_objectives_and_each_claim() -> None:
@@ -56,6 +57,10 @@ def test_a_card_names_the_paper_the_objectives_and_each_claim() -> None:
     for objective in card["key_learning_objectives"]:
         assert objective in text
     assert "gcn/karate_strength" in text and "claim: test_accuracy >= 0.9" in text
+    # the strength's model as fit builds it: 34 featureless nodes (X = I), 16 hidden units, 2 factions
+    assert card["default_experiment"] == "gcn/karate_strength"
+    assert card["default_parameters"] == 34 * 16 + 16 * 2
+    assert "parameters   576 in gcn/karate_strength" in text
 
 
 def test_info_prints_a_card_or_the_table(capsys: pytest.CaptureFixture[str]) -> None:
