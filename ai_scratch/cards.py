@@ -4,9 +4,10 @@
 built from the model's frozen :class:`~ai_scratch.info.ModelInfo` (the paper, its innovations,
 how the model learns, the learning objectives), its source file (where the paper is written
 down, and how many lines of code that took), the experiment configs that ship with the package
-(each one's kind and claim) and the local runs (whether each claim's last fit under ``runs/``
-reproduced it: every fit records its claim in its ``metrics.csv``). Every registered model has a card without code of its own: a model
-added to :data:`ai_scratch.registry.MODEL_MODULES` appears here by itself.
+(each one's kind and claim, and the parameters of the model its first strength builds) and the
+local runs (whether each claim's last fit under ``runs/`` reproduced it: every fit records its
+claim in its ``metrics.csv``). Every registered model has a card without code of its own: a
+model added to :data:`ai_scratch.registry.MODEL_MODULES` appears here by itself.
 """
 
 from __future__ import annotations
@@ -120,8 +121,7 @@ def model_card(name: str, known: list[dict[str, Any]] | None = None, runs_dir: s
     card["default_parameters"] = experiment_parameters(default["path"]) if default else None
     card["experiments"] = [
         {"name": entry["name"], "kind": entry["kind"], "claim": entry["claim"], "last_run": last_claim(runs_dir, entry["name"])}
-        for entry in known
-        if entry["name"].split("/", 1)[0] == name
+        for entry in own
     ]
     return card
 
