@@ -168,7 +168,9 @@ def test_a_missing_or_broken_cache_file_is_trained_anew_and_replaced_atomically(
     path = evaluation.classifier_path(8)
     path.write_bytes(b"half a file")  # unreadable: trained anew and replaced
     random_state = torch.get_rng_state()
-    classifier = digit_classifier(8)
+    with torch.inference_mode():  # where its first user, a validation step, calls it
+        classifier = digit_classifier(8)
+    assert not any(p.is_inference() for p in classifier.parameters())
     assert torch.equal(random_state, torch.get_rng_state())  # training and loading drew from forked generators
     assert classifier.test_accuracy >= 0.95
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left behind

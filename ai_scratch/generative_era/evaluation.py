@@ -301,6 +301,13 @@ def _save_atomically(payload: dict, path: Path) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _load_or_train(path: Path, image_size: int) -> DigitClassifier:
+    # The first caller is often a validation step, where Lightning has turned autograd off (inference
+    # mode); training the classifier needs it on, and its weights must be ordinary tensors.
+    with torch.inference_mode(False), torch.enable_grad():
+        return _load_or_train_with_autograd(path, image_size)
+
+
+def _load_or_train_with_autograd(path: Path, image_size: int) -> DigitClassifier:
     with torch.random.fork_rng(devices=[]):  # the initial weights, overwritten, draw from a forked generator
         classifier = DigitClassifier(image_size)
     try:
