@@ -6,6 +6,9 @@ Every model in the history is a :class:`BaseModel`. It carries
 * :meth:`BaseModel.model_info`, which adds what is known only once the model is built: parameter
   count, input and output size, precision and device. The callbacks in ``callbacks/`` look for this
   method by name, so any LightningModule can offer it;
+* :meth:`BaseModel.paper_sized`, the model at the size of its paper's main experiment, and
+  :meth:`BaseModel.forward_flops`, what one forward pass on one example costs. The model cards
+  (``ai-scratch info``) show both, at the paper's size and at the experiment's;
 * the standard metric names ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
   ``test_loss``, ``test_accuracy`` and ``learning_rate``. Accuracy comes from torchmetrics, so the
   value is synchronised across processes under DDP rather than averaged per process.
@@ -99,6 +102,32 @@ class BaseModel(L.LightningModule):
             class_name=f"{type(self).__module__}.{type(self).__qualname__}",
         )
         return info
+
+    @classmethod
+    def paper_sized(cls) -> BaseModel:
+        """The model at the size of its paper's main experiment (AlexNet's 1000 ImageNet classes at
+        224x224, BERT-base, BitNet b1.58 3B), with ``example_input_array`` set to one example of the
+        paper's input. Build it under ``torch.device("meta")`` to count without memory. Every model
+        of the history overrides it; its docstring says which of the paper's models it is."""
+        raise NotImplementedError(f"{cls.__name__} does not say how large its paper's model was (paper_sized)")
+
+    def forward_flops(self) -> int:
+        """Floating-point operations of one forward pass on ``example_input_array`` (one example),
+        counted by :class:`torch.utils.flop_counter.FlopCounterMode`: a multiply and an add count
+        two, as in the papers' "FLOPs" that are twice their multiply-adds. Only matrix products and
+        convolutions are counted (element-wise work is small beside them). Runs on the model's
+        device, the meta device included, where nothing is computed."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        example = getattr(self, "example_input_array", None)
+        if example is None:
+            raise ValueError(f"{type(self).__name__} has no example_input_array to count a forward pass on")
+        inputs = example if isinstance(example, tuple) else (example,)
+        inputs = tuple(each.to(self.device) if isinstance(each, Tensor) else each for each in inputs)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            self(*inputs)
+        return int(counter.get_total_flops())
 
     #: Names of the submodules whose outputs the feature-map figure shows (``callbacks.ConvFilters``);
     #: ``None``: the first convolutions.

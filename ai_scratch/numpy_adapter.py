@@ -167,6 +167,12 @@ class NumPyModel(BaseModel):
     def forward(self, inputs: Tensor) -> Tensor:
         return as_tensor(self.learner.scores(as_array(inputs)), inputs.device)
 
+    def forward_flops(self) -> int:
+        """A NumPy forward pass is out of torch's sight, so it is counted from the learned arrays: a
+        multiply and an add for every weight of every matrix (a matrix-vector product per layer,
+        Hopfield's one update of every unit), as the torch models' counter counts them."""
+        return 2 * sum(array.size for array in self.learner.parameters().values() if array.ndim >= 2)
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         inputs, target = batch
         target_array = targets_array(target)

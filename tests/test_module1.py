@@ -54,9 +54,9 @@ def test_compare_command_writes_the_figure_and_logs_it_to_wandb(wandb_offline: P
     assert {"module-1", "comparison", "perceptron", "adaline", "mlp"} <= set(log.tags)
     images = {key for row in log.history for key, value in row.items() if key.endswith("/_type") and "image" in str(value)}
     assert images == {"figures/linear_vs_nonlinear/_type"}, images
-    assert log.summary["val_accuracy/mlp/xor"] == 1.0
+    assert log.summary["mlp/xor/val_accuracy"] == 1.0
     (analysis,) = [a for a in log.artifacts if a["type"] == "analysis"]
-    assert analysis["type"] == "analysis" and analysis["metadata"]["val_accuracy/mlp/xor"] == 1.0
+    assert analysis["type"] == "analysis" and analysis["metadata"]["mlp/xor/val_accuracy"] == 1.0
     assert {"linear_vs_nonlinear.png", "accuracies.json"} <= set(analysis["files"])
     assert log.exit_code == 0
 

@@ -41,7 +41,7 @@ import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
-from ai_scratch.cli import OneLineArgumentParser
+from ai_scratch.comparisons.runs import comparison_parser, log_comparison
 from ai_scratch.numpy_adapter import NumPyLearner
 from ai_scratch.registry import configs_dir
 from callbacks import plots
@@ -55,8 +55,6 @@ MODELS = (
     ("ADALINE", "adaline/xor_weakness", "Widrow & Hoff 1960: one linear unit, least mean squares"),
     ("MLP", "mlp/xor_breakthrough", "Rumelhart, Hinton & Williams 1986: hidden units, backprop"),
 )
-PROJECT = "ai-from-scratch-comparison"
-GROUP = "module-1-foundations"
 NAME = "linear-vs-nonlinear"
 
 
@@ -108,8 +106,9 @@ def train(learner: NumPyLearner, data: ToyDataModule, epochs: int) -> None:
             learner.train_batch(inputs.numpy().astype(np.float32).reshape(len(inputs), -1), targets.numpy())
 
 
-def run(seed: int = 0) -> list[Panel]:
-    """Train the three models on the two data sets; data and weights seeded by ``seed``."""
+def run(seed: int = 0, epochs: int | None = None) -> list[Panel]:
+    """Train the three models on the two data sets; data and weights seeded by ``seed``; each for its
+    config's epochs unless ``epochs`` says otherwise."""
     panels = []
     for dataset_name, data_config in DATASETS:
         data = _datamodule(_load(data_config), seed)
@@ -117,7 +116,7 @@ def run(seed: int = 0) -> list[Panel]:
         for model_name, model_config, _ in MODELS:
             config = _load(model_config)
             learner = _learner(config, seed)
-            train(learner, data, int(config["trainer"]["max_epochs"]))
+            train(learner, data, epochs or int(config["trainer"]["max_epochs"]))
             panels.append(Panel(model_name, dataset_name, learner, points, labels, list(getattr(data, "class_names", []) or [])))
     return panels
 
@@ -161,37 +160,10 @@ def accuracies(panels: list[Panel]) -> dict[str, float]:
     return {f"{p.model.lower()}/{short.get(p.dataset, p.dataset)}": p.accuracy for p in panels}
 
 
-def _log_to_wandb(out: Path, path: Path, results: dict[str, float], seed: int, mode_flag: str | None) -> None:
-    """The figure and the accuracies as an ``analysis`` artifact of a run in the comparison project."""
-    from ai_scratch.analysis import log_analysis
-    from ai_scratch.tracking import TrackingError
-
-    rows = [{"model": key.split("/")[0], "dataset": key.split("/")[1], "val_accuracy": value} for key, value in results.items()]
-    try:
-        where = log_analysis(
-            PROJECT, NAME, files=[path, out / "accuracies.json"], table=rows, mode=mode_flag,
-            metadata={f"val_accuracy/{key}": value for key, value in results.items()},
-            job_type="comparison", group=GROUP, table_key="val_accuracy",
-            tags=["module-1", "foundation", "comparison", NAME, "perceptron", "adaline", "mlp"],
-            config={"seed": seed, "datasets": dict(DATASETS), "models": {name: config for name, config, _ in MODELS}},
-            images={"figures/linear_vs_nonlinear": path},
-        )  # fmt: skip
-    except TrackingError as error:
-        raise SystemExit(f"ai-scratch: error: {error}") from None
-    if where:
-        print(f"[compare] wandb: {where}", flush=True)
-
-
 def main(args: list[str] | None = None) -> int:
-    parser = OneLineArgumentParser(prog="ai-scratch compare module-1", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data and of every model's weights")
-    parser.add_argument("--out", default="runs/comparisons/module-1", help="folder for the PNG and the accuracies (JSON)")
-    parser.add_argument("--wandb", action="store_true", help=f"also log the figure to the wandb project {PROJECT}")
-    parser.add_argument("--wandb_mode", default=None, help="online, offline or disabled (default: WANDB_MODE)")
+    parser = comparison_parser(1, __doc__.split("\n\n")[0])
     options = parser.parse_args(args)
-    if options.seed < 0:
-        parser.error(f"--seed must be a non-negative integer, got {options.seed}")
-    panels = run(options.seed)
+    panels = run(options.seed, epochs=1 if options.quick else None)
     results = accuracies(panels)
     out = Path(options.out)
     path = plots.save_figure(figure(panels, options.seed), out / "linear_vs_nonlinear.png")
@@ -200,5 +172,10 @@ def main(args: list[str] | None = None) -> int:
         print(f"  {key:<18} val accuracy {value:.3f}")
     print(f"[compare] figure: {path}")
     if options.wandb:
-        _log_to_wandb(out, path, results, options.seed, options.wandb_mode)
+        rows = [{"run": key, "model": key.split("/")[0], "dataset": key.split("/")[1], "val_accuracy": value} for key, value in results.items()]
+        log_comparison(
+            1, NAME, files=[path, out / "accuracies.json"], rows=rows, images={"figures/linear_vs_nonlinear": path},
+            config={"seed": options.seed, "quick": options.quick, "datasets": dict(DATASETS), "models": {name: config for name, config, _ in MODELS}},
+            models=["perceptron", "adaline", "mlp"], mode=options.wandb_mode,
+        )  # fmt: skip
     return 0
