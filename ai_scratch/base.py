@@ -113,7 +113,7 @@ class BaseModel(L.LightningModule):
 
     def forward_flops(self) -> int:
         """Floating-point operations of one forward pass on ``example_input_array`` (one example),
-        counted by :class:`torch.utils.flop_counter.FlopCounterMode`: a multiply and an add count
+        in eval mode, counted by :class:`torch.utils.flop_counter.FlopCounterMode`: a multiply and an add count
         two, as in the papers' "FLOPs" that are twice their multiply-adds. Only matrix products and
         convolutions are counted (element-wise work is small beside them). Runs on the model's
         device, the meta device included, where nothing is computed."""
@@ -125,8 +125,13 @@ class BaseModel(L.LightningModule):
         inputs = example if isinstance(example, tuple) else (example,)
         inputs = tuple(each.to(self.device) if isinstance(each, Tensor) else each for each in inputs)
         counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            self(*inputs)
+        training = self.training
+        self.eval()  # inference, as the papers count it: batch norm on one example, no dropout
+        try:
+            with counter, torch.no_grad():
+                self(*inputs)
+        finally:
+            self.train(training)
         return int(counter.get_total_flops())
 
     #: Names of the submodules whose outputs the feature-map figure shows (``callbacks.ConvFilters``);

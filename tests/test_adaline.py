@@ -477,3 +477,18 @@ def test_wandb_record_figures_and_checkpoint_of_the_comparison_run(wandb_offline
     np.testing.assert_array_equal(restored.perceptron.weight, cli.model.perceptron.weight)
     np.testing.assert_array_equal(restored.perceptron.bias, cli.model.perceptron.bias)
     assert restored.learner.statistics()["count"] == 600 and restored.learner.updates == 20
+
+
+def test_paper_sized_is_the_4x4_switch_adaline() -> None:
+    """16 switch weights and the level weight; 16 multiply-adds per pattern, as torch's counter counts
+    the same weighted sum."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = Adaline.paper_sized()
+    assert sum(p.numel() for p in model.parameters()) == 4 * 4 + 1
+    assert tuple(model.example_input_array.shape) == (1, 16)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torch.empty(1, 16, device="meta") @ torch.empty(16, 1, device="meta")
+    assert model.forward_flops() == counter.get_total_flops() == 2 * 16

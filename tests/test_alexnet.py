@@ -55,7 +55,8 @@ def shapes(model: AlexNet, size: int = 224) -> dict[str, tuple[int, ...]]:
 
 @pytest.fixture(scope="module")
 def paper() -> AlexNet:
-    return meta_alexnet()
+    with torch.device("meta"):
+        return AlexNet.paper_sized()
 
 
 @pytest.fixture(scope="module")
@@ -359,3 +360,16 @@ def test_tiny_fit_reduces_the_rate_when_validation_accuracy_stalls() -> None:
     assert 0.0 <= trainer.callback_metrics["val_accuracy"].item() <= 1.0
     # lr 1e-5 changes no prediction, so the second epoch's val_accuracy is no better: divided by 10
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-6)
+
+
+def test_paper_sized_forward_flops_are_its_neurons_times_their_inputs(paper: AlexNet) -> None:
+    """The paper gives no operation count. Each neuron of a convolution or linear layer does one
+    multiply-add per weight it reads: Section 3.5's neurons times the kernel volume of Figure 2."""
+    neurons_and_inputs = {
+        "conv1": (96 * 55 * 55, 11 * 11 * 3), "conv2": (186_624, 5 * 5 * 48), "conv3": (64_896, 3 * 3 * 256),
+        "conv4": (64_896, 3 * 3 * 192), "conv5": (43_264, 3 * 3 * 192),
+        "fc6": (4096, 256 * 6 * 6), "fc7": (4096, 4096), "fc8": (1000, 4096),
+    }  # fmt: skip
+    by_hand = sum(neurons * inputs for neurons, inputs in neurons_and_inputs.values())
+    assert count(paper) == PAPER_TOTAL and tuple(paper.example_input_array.shape) == (1, 3, 224, 224)
+    assert paper.forward_flops() == 2 * by_hand == 2 * 724_406_816

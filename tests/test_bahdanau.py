@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from ai_scratch.base import BaseModel
 from ai_scratch.cli import main
 from ai_scratch.sequence_models.bahdanau import (
     PAPER_CONFIGS,
@@ -175,11 +176,33 @@ def test_paper_sized_rnnsearch50(name: str, expected: int) -> None:
     settings = PAPER_CONFIGS[name]
     assert parameter_count(**{k: settings[k] for k in COUNT_KEYS}) == expected
     with torch.device("meta"):  # 80 million parameters counted without allocating them
-        model = BahdanauSeq2Seq(**settings)
+        model = BahdanauSeq2Seq.paper_sized(name)
     assert sum(p.numel() for p in model.parameters()) == expected
     # where RNNsearch-50's parameters are: the two embeddings and the softmax layer hold more than 60%
     words = 2 * 30_000 * 620 + 30_000 * 500 + 30_000
     assert words / expected > 0.6
+
+
+def test_paper_sized_flops_are_the_closed_form_of_fifty_word_sentences() -> None:
+    with torch.device("meta"):
+        model = BahdanauSeq2Seq.paper_sized()
+    source, decoder_input = model.example_input_array
+    assert source.shape == decoder_input.shape == (1, 51)  # 50 words and <eos>; <bos> and 50 words
+    S, T, m, n, a, l, V, G = 51, 51, 620, 1000, 1000, 500, 30_000, 3  # G: the GRU's three blocks
+    encoder = 2 * S * 2 * G * n * (m + n) + S * 2 * (2 * n) * a + 2 * n * n  # two directions, U_a h_j once, W_s
+    per_step = (
+        2 * n * a + S * 2 * a + S * 2 * (2 * n)  # W_a s_{i-1}, v_a^T tanh(.) for each j, sum_j a_ij h_j
+        + 2 * G * n * (m + 2 * n + n)  # the decoder cell on [E y; c] and s_{i-1}
+        + 2 * (2 * l) * (n + m + 2 * n)  # t~_i = U_o s_i + V_o E y + C_o c_i
+        + 2 * l * V  # the softmax layer
+    )  # fmt: skip
+    assert model.forward_flops() == encoder + T * per_step
+
+
+def test_the_count_from_short_sentences_is_the_count_of_the_whole_pair() -> None:
+    model = small_model()
+    model.example_input_array = (padded_sources()[:1], torch.tensor([[BOS_INDEX, 4, 5, 6, 7]]))
+    assert model.forward_flops() == BaseModel.forward_flops(model) > 0
 
 
 def test_bad_options_are_refused_in_one_line() -> None:

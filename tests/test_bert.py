@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from ai_scratch.base import BaseModel
 from ai_scratch.cli import main
 from ai_scratch.modern_paradigm.bert import (
     BASE_CONFIG,
@@ -110,8 +111,8 @@ def test_the_masked_lm_output_is_the_token_embedding_plus_a_bias() -> None:
 
 def test_bert_base_has_the_papers_110m_parameters() -> None:
     with torch.device("meta"):  # no memory, no initialisation: the sizes alone
-        base = Bert.base()
-        with_nsp = Bert.base(next_sentence=True)
+        base = Bert.paper_sized()
+        with_nsp = Bert.paper_sized(next_sentence=True)
         reference_layer = nn.TransformerEncoderLayer(768, 12, 3072, activation="gelu")
     encoder = sum(p.numel() for p in base.encoder.parameters())
     assert encoder == BASE_ENCODER_PARAMETERS == 109_482_240
@@ -122,6 +123,21 @@ def test_bert_base_has_the_papers_110m_parameters() -> None:
     assert base.parameter_count() == parameter_count(**{k: BASE_CONFIG[k] for k in ("vocab_size", "hidden_size", "num_layers",
                                                         "intermediate_size", "max_positions", "type_vocab_size")}, num_classes=2)  # fmt: skip
     assert with_nsp.parameter_count() - base.parameter_count() == 768 * 2 + 2
+
+
+def test_bert_base_reads_512_tokens_for_the_closed_form_of_its_layers() -> None:
+    with torch.device("meta"):
+        model = Bert.paper_sized()
+    L, H, N = 512, 768, 12
+    assert tuple(model.example_input_array.shape) == (1, L)
+    layer = 8 * L * H * H + 4 * L * L * H + 16 * L * H * H  # W^Q, W^K, W^V, W^O; Q K^T and A V; the 4H feed-forward
+    assert model.forward_flops() == N * layer + 2 * H * H + 2 * H * 2  # the pooler on [CLS] and the two-class head
+
+
+def test_the_count_from_one_layer_is_the_full_count() -> None:
+    model = Bert(vocab_size=50, hidden_size=16, num_layers=3, num_heads=2, max_positions=12)
+    assert model.forward_flops() == BaseModel.forward_flops(model) > 0
+    assert len(model.encoder.layers) == 3
 
 
 def test_the_rate_warms_up_then_decays_linearly_to_zero() -> None:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ai_scratch.base import BaseModel
 from ai_scratch.cli import main
 from ai_scratch.modern_paradigm.bitnet import (
     PAPER_CONFIGS,
@@ -219,6 +220,25 @@ def test_the_paper_sized_decoders_have_their_parameter_counts_built_on_the_meta_
     assert ternary / count > 0.9  # nearly all of the model is ternary; the embedding stays in full precision
     assert isinstance(decoder.embedding, nn.Embedding) and decoder.head is None  # tied to the embedding
     assert not any(isinstance(m, nn.Linear) for m in decoder.modules())  # no full-precision projection left
+
+
+def test_the_paper_sized_3b_language_model_and_its_flops_on_one_window() -> None:
+    with torch.device("meta"):
+        model = BitNetLanguageModel.paper_sized()
+    assert sum(p.numel() for p in model.parameters()) == PAPER_PARAMETERS["3B"]
+    T, d, d_ff, V, N = 2048, 3200, 8640, 32_002, 26
+    assert tuple(model.example_input_array.shape) == (1, T)
+    # each ternary product counted as multiply-adds (a float simulation); the attention; the tied head
+    layer = 2 * T * (4 * d * d + 3 * d * d_ff) + 4 * T * T * d
+    assert model.forward_flops() == N * layer + 2 * T * d * V
+    with pytest.raises(ValueError, match="size must be one of"):
+        BitNetLanguageModel.paper_sized("7B")
+
+
+def test_the_count_from_one_block_is_the_full_count() -> None:
+    model = BitNetLanguageModel(vocab_size=20, context_size=10, d_model=16, num_heads=2, d_ff=24, num_layers=3)
+    assert model.forward_flops() == BaseModel.forward_flops(model) > 0
+    assert len(model.network.layers) == 3
 
 
 @pytest.mark.parametrize(

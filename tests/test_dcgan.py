@@ -96,7 +96,7 @@ def test_the_paper_sized_generator_of_figure_1() -> None:
     """100-d z projected to 4x4x1024, then 8x8x512, 16x16x256, 32x32x128 and 64x64x3 (5x5 kernels)."""
     options = dcgan.PAPER_CONFIGS["radford_lsun"]
     with torch.device("meta"):  # counting needs no memory
-        model = DCGAN(**options)
+        model = DCGAN.paper_sized()
         generator_reference = [nn.Linear(100, 4 * 4 * 1024, bias=False),
                                *(nn.ConvTranspose2d(a, b, 5, bias=False) for a, b in ((1024, 512), (512, 256), (256, 128))),
                                nn.ConvTranspose2d(128, 3, 5), *(nn.BatchNorm2d(c) for c in (1024, 512, 256, 128))]  # fmt: skip
@@ -113,6 +113,18 @@ def test_the_paper_sized_generator_of_figure_1() -> None:
         assert shapes == [(1024, 4, 4), (512, 8, 8), (256, 16, 16), (128, 32, 32), (3, 64, 64)]
         assert model.discriminate(images).shape == (2,)
     assert options["latent_dim"] == 100 and model.noise_kind == "uniform"
+
+
+def test_the_paper_sized_forward_draws_one_64x64_image() -> None:
+    with torch.device("meta"):
+        model = DCGAN.paper_sized()
+    assert tuple(model.example_input_array.shape) == (1, 100)
+    # the projection, then each fractionally-strided 5x5 convolution scatters every input pixel through
+    # its kernel: 2 C_in C_out 25 H_in W_in (the counter's convention for a transposed convolution)
+    projection = 2 * 100 * 4 * 4 * 1024
+    convolutions = [(1024, 512, 4), (512, 256, 8), (256, 128, 16), (128, 3, 32)]  # C_in, C_out, input side
+    expected = projection + sum(2 * c_in * c_out * 25 * side * side for c_in, c_out, side in convolutions)
+    assert model.forward_flops() == expected == 1_281_228_800
 
 
 def test_the_paper_training_settings_are_the_defaults() -> None:

@@ -188,6 +188,38 @@ def test_the_papers_cifar10_unet_has_35_7_million_parameters() -> None:
     assert torch.count_nonzero(small(torch.randn(3, 1, 8, 8), torch.tensor([1, 2, 3]))) == 0
 
 
+def test_the_paper_sized_model_is_the_cifar10_unet_and_its_moving_average() -> None:
+    with torch.device("meta"):
+        model = DDPM.paper_sized()
+    network = count(model.network)
+    assert abs(network - PAPER_PARAMETER_COUNTS["cifar10"]) / PAPER_PARAMETER_COUNTS["cifar10"] < 0.01
+    assert count(model) == 2 * network and model.model_info()["parameter_count"] == network  # the EMA copy apart
+    x_t, t = model.example_input_array
+    assert tuple(x_t.shape) == (1, 3, 32, 32) and tuple(t.shape) == (1,) and model.timesteps == 1000
+    assert model.forward_flops() > 0
+
+
+def test_forward_flops_of_a_tiny_unet_are_its_closed_form() -> None:
+    """One resolution of 4x4, 8 channels, one residual block: every product written out."""
+    model = DDPM(denoiser="unet", data_shape=(1, 4, 4), base_channels=8, channel_multipliers=(1,), num_res_blocks=1, norm_groups=8)
+    pixels, width, embedding = 16, 8, 32  # 4x4 positions, base channels, the step's embedding (4 x 8)
+
+    def conv3(c_in: int, c_out: int) -> int:
+        return 2 * c_in * c_out * 9 * pixels
+
+    def block(c_in: int) -> int:  # conv1, the step's projection, conv2, and a 1x1 shortcut when widths differ
+        shortcut = 2 * c_in * width * pixels if c_in != width else 0
+        return conv3(c_in, width) + 2 * embedding * width + conv3(width, width) + shortcut
+
+    step_mlp = 2 * width * embedding + 2 * embedding * embedding
+    attention = 2 * width * 3 * width * pixels + 2 * (2 * pixels * pixels * width) + 2 * width * width * pixels  # qkv, QK^T and AV, projection
+    expected = (step_mlp + conv3(1, width) + block(width)  # input convolution, the down block
+                + block(width) + attention + block(width)  # the middle
+                + 2 * block(2 * width)  # the up blocks read the skips concatenated
+                + conv3(width, 1))  # fmt: skip
+    assert model.forward_flops() == expected
+
+
 def test_the_model_counts_its_network_once_and_its_average_apart() -> None:
     model = DDPM(**SMALL)
     info = model.model_info()

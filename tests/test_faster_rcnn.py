@@ -301,7 +301,7 @@ def reference_vgg16_faster_rcnn(objectness_channels: int = 9) -> nn.Module:
 
 def test_the_paper_network_has_the_vgg16_parameter_count() -> None:
     with torch.device("meta"):
-        paper, logistic, reference = FasterRCNN(backbone="paper"), FasterRCNN(backbone="paper", rpn_objectness="logistic"), reference_vgg16_faster_rcnn()
+        paper, logistic, reference = FasterRCNN.paper_sized(), FasterRCNN(backbone="paper", rpn_objectness="logistic"), reference_vgg16_faster_rcnn()
     # by hand: VGG-16's 13 convolutions 14,714,688; RPN 3x3 conv 2,359,808, cls 512 x 18 + 18, reg 512 x 36 + 36;
     # fc6 25,088 x 4096 + 4096, fc7 4096 x 4096 + 4096, cls 4096 x 21 + 21, boxes 4096 x 84 + 84
     by_hand = 14_714_688 + 2_359_808 + 9_234 + 18_468 + 102_764_544 + 16_781_312 + 86_037 + 344_148
@@ -479,3 +479,20 @@ def test_faster_rcnn_on_two_processes_under_ddp(tmp_path: Path) -> None:
     assert [row["epoch"] for row in rows] == [0, 1] and all(0 <= row["val_map_50"] <= 1 and 0 <= row["val_proposal_recall"] <= 1 for row in rows)
     boxes = [row for row in log.history if "proposals/val/_type" in row]
     assert len(boxes) == 1 and boxes[0]["proposals/val/_type"] == "images/separated" and "proposals/val/all_boxes" in boxes[0]
+
+
+def test_paper_sized_forward_flops_are_vgg16_the_rpn_and_300_rois_by_hand() -> None:
+    """One "typical 1000 x 600 image": VGG-16's convolutions at each stage's size (floor halving:
+    600 x 1000 down to 37 x 62), the RPN at every one of the 37 x 62 positions, and the head on the
+    300 test-time proposals."""
+    with torch.device("meta"):
+        model = FasterRCNN.paper_sized()
+    assert count(model) == 137_078_239 and tuple(model.example_input_array.shape) == (1, 3, 600, 1000)
+    assert 37 * 62 * 9 == pytest.approx(20_000, rel=0.05)  # "roughly 20000 (60 x 40 x 9) anchors"
+    stages = [((600, 1000), [(3, 64), (64, 64)]), ((300, 500), [(64, 128), (128, 128)]),
+              ((150, 250), [(128, 256), (256, 256), (256, 256)]), ((75, 125), [(256, 512), (512, 512), (512, 512)]),
+              ((37, 62), [(512, 512)] * 3)]  # fmt: skip
+    vgg = sum(h * w * 9 * c_in * c_out for (h, w), pairs in stages for c_in, c_out in pairs)
+    rpn = 37 * 62 * (9 * 512 * 512 + 512 * 2 * 9 + 512 * 4 * 9)
+    head = 300 * (512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 21 + 4096 * 4 * 21)
+    assert model.forward_flops() == 2 * (vgg + rpn + head)

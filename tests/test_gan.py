@@ -15,7 +15,6 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from ai_scratch.cli import main
-from ai_scratch.generative_era import gan
 from ai_scratch.generative_era.gan import GAN, Maxout, discriminator_loss, generator_loss
 from conftest import config, quiet_trainer
 from datamodules.points import PointsDataModule
@@ -106,7 +105,7 @@ def test_sample_decode_and_latent_dim() -> None:
 
 def test_the_paper_sized_mnist_model_matches_stacks_of_linear_layers() -> None:
     """The authors' released MNIST model: G 100-1200-1200-784, D maxout 240x5, 240x5, 1."""
-    model = GAN(**gan.PAPER_CONFIGS["goodfellow_mnist"])
+    model = GAN.paper_sized()
     generator_reference = nn.Sequential(nn.Linear(100, 1200), nn.Linear(1200, 1200), nn.Linear(1200, 784))
     discriminator_reference = nn.Sequential(nn.Linear(784, 240 * 5), nn.Linear(240, 240 * 5), nn.Linear(240, 1))
     assert count(model.generator) == count(generator_reference) == 2_503_984
@@ -114,6 +113,13 @@ def test_the_paper_sized_mnist_model_matches_stacks_of_linear_layers() -> None:
     assert sum(isinstance(m, Maxout) for m in model.discriminator.modules()) == 2
     assert isinstance(model.generator[-1], nn.Sigmoid)
     assert model.sample(2).shape == (2, 1, 28, 28)
+
+
+def test_the_paper_sized_forward_is_the_generator_drawing_one_digit() -> None:
+    with torch.device("meta"):
+        model = GAN.paper_sized()
+    assert count(model) == 2_503_984 + 1_231_441 and tuple(model.example_input_array.shape) == (1, 100)
+    assert model.forward_flops() == 2 * (100 * 1200 + 1200 * 1200 + 1200 * 784) == 5_001_600
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,34 @@ def test_the_paper_sized_cora_model_has_23_040_parameters_and_its_info() -> None
         GCN.paper_sized("reddit")
 
 
+def test_the_paper_sized_example_is_the_whole_cora_sized_graph_and_its_flops_the_closed_form() -> None:
+    nodes, edges, features, hidden, classes = 2708, 5429, 1433, 16, 7  # Table 1
+    with torch.device("meta"):
+        model = GCN.paper_sized("cora")
+    x, edge_index = model.example_input_array
+    assert tuple(x.shape) == (nodes, features) and tuple(edge_index.shape) == (2, 2 * edges)  # each edge both ways
+    dense = 2 * nodes * (features * hidden + hidden * classes)  # H W in each layer
+    sparse = 2 * (nodes + 2 * edges) * (hidden + classes)  # Â (H W): one multiply-add per nonzero of Â and column
+    assert model.forward_flops() == dense + sparse == 125_408_676
+
+
+def test_forward_flops_agree_with_the_counter_where_it_can_see_and_with_the_real_adjacency() -> None:
+    """On the CPU the counter runs the real forward: it counts the dense products and misses the sparse
+    one, which forward_flops adds for the nonzeros that Â really has."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = GCN.paper_sized("cora").eval()
+    x, edge_index = model.example_input_array
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x, edge_index)
+    nonzeros = normalized_adjacency(edge_index, x.shape[0])._nnz()
+    assert nonzeros == 2708 + 2 * 5429  # the placeholder graph has no repeated edges and no self-loops
+    assert model.forward_flops() == counter.get_total_flops() + 2 * nonzeros * (16 + 7)
+    mlp = GCN.paper_sized("cora", propagation="none")
+    assert mlp.forward_flops() == counter.get_total_flops() + 2 * 2708 * (16 + 7)  # I_N: one entry per node
+
+
 def test_the_l2_penalty_is_on_the_first_layer_only() -> None:
     model = GCN(in_features=5, num_classes=3, num_layers=3, weight_decay=5e-4, bias=True)
     optimizer = model.configure_optimizers()

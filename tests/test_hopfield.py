@@ -228,3 +228,18 @@ def test_wandb_record_of_a_run_and_recall_from_its_checkpoint(wandb_offline: Pat
     # the checkpoint carries the weights: recall on the held-out cues from it alone
     tested = main(["test", "--config", config("hopfield/recall_strength"), "--ckpt_path", str(Path(cli.log_dir) / "checkpoints" / "last.ckpt"), *QUIET])
     assert tested.trainer.callback_metrics["test_recall_accuracy"] == 1.0
+
+
+def test_paper_sized_is_hopfields_hundred_units() -> None:
+    """N = 100: W is N x N (symmetric, zero diagonal, N(N - 1)/2 free weights); one update of every
+    unit, h = W s, costs what torch's counter counts for that product."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = Hopfield.paper_sized()
+    assert sum(p.numel() for p in model.parameters()) == 100 * 100
+    assert tuple(model.example_input_array.shape) == (1, 100)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torch.empty(1, 100, device="meta") @ torch.empty(100, 100, device="meta")
+    assert model.forward_flops() == counter.get_total_flops() == 2 * 100 * 100

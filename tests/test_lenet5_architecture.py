@@ -284,3 +284,26 @@ def test_cosine_schedule_anneals_the_rate_to_zero_over_max_epochs() -> None:
     (schedule,) = trainer.lr_scheduler_configs
     assert schedule.interval == "epoch" and schedule.scheduler.T_max == 2
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # after 2 of 2 epochs
+
+
+# ------------------------------------------------------------------------------ paper size, FLOPs
+#: Section II.B: the connections of each layer, 340,908 in all; each layer's biases are one
+#: connection per unit (C1's 28 x 28 x 6 units ... F6's 84).
+PAPER_CONNECTIONS = {"c1": 122_304, "s2": 5_880, "c3": 151_600, "s4": 2_000, "c5": 48_120, "f6": 10_164, "output": 840}
+BIAS_CONNECTIONS = {"c1": 28 * 28 * 6, "c3": 10 * 10 * 16, "c5": 120, "f6": 84}
+
+
+def test_paper_sized_has_the_papers_parameters_and_counts_its_weighted_connections() -> None:
+    with torch.device("meta"):
+        model = LeNet5.paper_sized()
+    assert {name: trainable(getattr(model, name)) for name in LAYERS} == PAPER_PARAMETERS
+    assert tuple(model.example_input_array.shape) == (1, 1, 32, 32)
+    assert sum(PAPER_CONNECTIONS.values()) == 340_908
+    # the counter counts the multiply-adds of the convolutions and F6: the connections with a weight
+    weighted = {name: PAPER_CONNECTIONS[name] - BIAS_CONNECTIONS[name] for name in BIAS_CONNECTIONS}
+    assert weighted == {"c1": 117_600, "c3": 150_000, "c5": 48_000, "f6": 10_080}
+    # C3 runs as a dense 16 x 6 grid of 5 x 5 kernels over 10 x 10 positions: Table I's 36 missing
+    # connections are zero kernels, multiplied all the same
+    zero_kernels = (16 * 6 - len(model.c3.conv.grid_cell)) * 5 * 5 * 10 * 10
+    assert zero_kernels == 36 * 2_500
+    assert model.forward_flops() == 2 * (sum(weighted.values()) + zero_kernels) == 831_360

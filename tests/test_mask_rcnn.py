@@ -56,7 +56,7 @@ def test_the_mask_branch_gives_k_masks_of_twice_the_roi_side() -> None:
     assert model.mask_logits(features, rois).shape == (3, 4, 14, 14)
     assert small(mask_roi_size=14, mask_convs=0).mask_logits(features, rois).shape == (3, 4, 28, 28)
     with torch.device("meta"):
-        paper = MaskRCNN(backbone="paper")
+        paper = MaskRCNN.paper_sized()
         assert paper.mask_head(torch.empty(2, 512, 14, 14)).shape == (2, 80, 28, 28)  # Figure 4: 14 x 14 -> 28 x 28, 80 classes
 
 
@@ -190,7 +190,7 @@ def test_the_paper_network_is_vgg16_faster_rcnn_with_the_papers_mask_head() -> N
     from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
     with torch.device("meta"):
-        paper = MaskRCNN(backbone="paper")
+        paper = MaskRCNN.paper_sized()
         faster = FasterRCNN(backbone="paper", num_classes=80)
         reference = nn.Sequential(MaskRCNNHeads(512, [256, 256, 256, 256], 1), MaskRCNNPredictor(256, 256, 81))  # 80 classes + background
     # by hand: four 3x3 convolutions 512 x 256 x 9 + 256, then 3 x (256 x 256 x 9 + 256); the 2x2
@@ -292,3 +292,15 @@ def test_mask_rcnn_on_two_processes_under_ddp(tmp_path: Path) -> None:
     rows = [row for row in log.history if "val_mask_map_50" in row]
     assert [row["epoch"] for row in rows] == [0, 1]
     assert all(0 <= row["val_mask_map_50"] <= 1 and 0 <= row["val_mask_iou"] <= 1 and 0 <= row["val_map_50"] <= 1 for row in rows)
+
+
+def test_paper_sized_forward_flops_add_the_mask_branch_on_100_detections() -> None:
+    """Section 3.1, inference: the box branch on the proposals (300), then "the mask branch is applied
+    to the highest scoring 100 detection boxes": 4 convolutions of 3 x 3 on 14 x 14, the 2 x 2
+    deconvolution from 14 x 14, the 1 x 1 to 80 masks on 28 x 28."""
+    with torch.device("meta"):
+        paper = MaskRCNN.paper_sized()
+        faster = FasterRCNN(backbone="paper", num_classes=80, image_size=800)
+    assert count(paper) == 141_540_443 and tuple(paper.example_input_array.shape) == (1, 3, 800, 800)
+    mask_branch = 14 * 14 * 9 * (512 * 256 + 3 * 256 * 256) + 14 * 14 * 4 * 256 * 256 + 28 * 28 * 256 * 80
+    assert paper.forward_flops() == faster.forward_flops() + 2 * 100 * mask_branch

@@ -375,3 +375,19 @@ def test_a_fit_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(
     for name, velocity in uninterrupted.model.learner.velocity.items():
         assert np.array_equal(resumed.model.learner.velocity[name], velocity), name
     assert resumed.trainer.callback_metrics["grad_norm_ratio"] == uninterrupted.trainer.callback_metrics["grad_norm_ratio"]
+
+
+def test_paper_sized_is_the_symmetry_network_of_figure_1() -> None:
+    """6-2-1 logistic units on the squared error: 6 x 2 + 2 + 2 x 1 + 1 = 17 parameters; its forward
+    pass costs what torch's counter counts for the same two layers written in torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = MLP.paper_sized()
+    assert model.learner.sizes == [6, 2, 1] and model.hparams["loss"] == "mse" and model.hparams["activation"] == "sigmoid"
+    assert sum(p.numel() for p in model.parameters()) == 6 * 2 + 2 + 2 * 1 + 1 == 17
+    counter = FlopCounterMode(display=False)
+    with counter, torch.device("meta"):
+        hidden = torch.sigmoid(torch.nn.functional.linear(model.example_input_array, torch.empty(2, 6), torch.empty(2)))
+        torch.nn.functional.linear(hidden, torch.empty(1, 2), torch.empty(1))
+    assert model.forward_flops() == counter.get_total_flops() == 2 * (6 * 2 + 2 * 1)

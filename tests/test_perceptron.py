@@ -128,3 +128,19 @@ def test_a_torch_optimizer_is_refused(workdir: Path, capsys: pytest.CaptureFixtu
         main(["fit", "--config", config("perceptron/xor_weakness"), "--optimizer", "SGD", "--optimizer.lr", "0.1", *QUIET])
     assert exit_info.value.code == 2
     assert "learns by its own NumPy rule" in capsys.readouterr().err
+
+
+def test_paper_sized_is_one_response_unit_of_the_mark_i() -> None:
+    """512 association units in, one weight each and a bias; its forward pass costs what torch's
+    counter counts for the same weighted sum written in torch (2 x 512: a multiply and an add each)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = Perceptron.paper_sized()
+    assert sum(p.numel() for p in model.parameters()) == 512 + 1
+    assert tuple(model.example_input_array.shape) == (1, 512)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        torch.empty(1, 512, device="meta") @ torch.empty(512, 1, device="meta")  # s = x . w
+    assert model.forward_flops() == counter.get_total_flops() == 2 * 512

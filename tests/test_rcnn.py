@@ -229,7 +229,7 @@ def test_the_paper_network_is_alexnet_with_a_21_way_layer_svms_and_regressors() 
     import torchvision
 
     with torch.device("meta"):  # 57.8M parameters: counted without allocating them
-        model = RCNN(backbone="paper", num_classes=20)
+        model = RCNN.paper_sized()
         pool5 = model.features(torch.empty(1, 3, 227, 227))
         reference = torchvision.models.alexnet(weights=None)
         reference_pool5 = reference.features(torch.empty(1, 3, 227, 227))
@@ -401,3 +401,17 @@ def test_rcnn_on_two_processes_under_ddp(tmp_path: Path) -> None:
     assert rank0.keys() == rank1.keys()
     for key in rank0:
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_paper_sized_forward_flops_are_one_image_s_2000_regions_through_the_cnn() -> None:
+    """Section 2.2: every proposal is warped and run through the whole CNN, then "the feature matrix
+    is typically 2000 x 4096 and the SVM weight matrix is 4096 x N"; the regressors read pool5."""
+    with torch.device("meta"):
+        model = RCNN.paper_sized()
+    assert count(model) == PAPER_PARAMETERS and tuple(model.example_input_array.shape) == (1, 3, 227, 227)
+    # per warped region, each layer's neurons times the weights each reads (conv1 pads by 2: 56 x 56 maps
+    # at 227, as torchvision's AlexNet); fc8's 21-way layer is not run at test time, the SVMs score fc7
+    cnn = (56 * 56 * 96 * 11 * 11 * 3 + 27 * 27 * 256 * 5 * 5 * 48 + 13 * 13 * 384 * 3 * 3 * 256
+           + 13 * 13 * 384 * 3 * 3 * 192 + 13 * 13 * 256 * 3 * 3 * 192 + 4096 * 9216 + 4096 * 4096)  # fmt: skip
+    svms, regressors = 4096 * 20, 9216 * 4 * 20
+    assert model.forward_flops() == 2 * 2000 * (cnn + svms + regressors)

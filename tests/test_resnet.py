@@ -45,7 +45,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def imagenet() -> dict[int, ResNet]:
     """The paper's ImageNet networks (option B, stride on the 1x1), on the meta device."""
     with torch.device("meta"):
-        return {depth: ResNet(depth=depth).eval() for depth in IMAGENET_DEPTHS}
+        return {depth: ResNet.paper_sized(depth).eval() for depth in IMAGENET_DEPTHS}
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +326,15 @@ def test_block_gradient_norms_are_unscaled_under_16_bit_mixed_precision() -> Non
     assert set(norms["16-mixed"]) == {f"grad_norm/block_{i}" for i in range(1, 10)}
     for key, full in norms["32"].items():
         assert norms["16-mixed"][key] == pytest.approx(full, rel=0.05), key  # scaled, they would be 65,536x
+
+
+def test_paper_sized_is_resnet34_at_table_1s_3_6_billion_flops() -> None:
+    """Table 1's "FLOPs" are multiply-adds, rounded to 3.6 billion: ours is 3.66 billion, of which
+    3.64 in the stem and the blocks' 3x3 convolutions and 0.02 in the three projection shortcuts
+    and the fc layer."""
+    with torch.device("meta"):
+        model = ResNet.paper_sized()
+    assert count(model) == TORCHVISION_PARAMETERS[34] and len(model.blocks()) == sum(TABLE_1_BLOCKS[34])
+    flops = model.forward_flops()
+    assert flops / 2 == pytest.approx(PAPER_FLOPS[34], rel=0.03)
+    assert flops == 2 * multiply_adds(model, model.example_input_array)

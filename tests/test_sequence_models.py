@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from ai_scratch.base import BaseModel
 from ai_scratch.cli import main
 from ai_scratch.registry import models
-from ai_scratch.sequence_models import gru, lstm, rnn
+from ai_scratch.sequence_models import gru, lstm
 from ai_scratch.sequence_models.gru import GRUNetwork
 from ai_scratch.sequence_models.lstm import LSTMNetwork
 from ai_scratch.sequence_models.rnn import ElmanNetwork
@@ -91,29 +92,56 @@ def test_generate_continues_a_prompt_and_greedy_sampling_is_deterministic() -> N
 
 # ---------------------------------------------------------------------- the papers' sizes
 def test_elman_letter_network_has_the_papers_666_weights_plus_a_second_bias() -> None:
-    model = ElmanNetwork(**rnn.PAPER_CONFIGS["elman_letters"])
+    model = ElmanNetwork.paper_sized()
     reference = count(nn.RNN(6, 20)) + count(nn.Linear(20, 6))
     assert count(model) == reference == 686
     assert count(model) - 20 == 6 * 20 + 20 * 20 + 20 + 20 * 6 + 6 == 666  # the paper's single bias per unit
 
 
-@pytest.mark.parametrize(("name", "stated"), [("zaremba_medium", 20e6), ("zaremba_large", 66e6)])
-def test_zaremba_language_models_match_the_paper_and_nn_lstm(name: str, stated: float) -> None:
-    options = lstm.PAPER_CONFIGS[name]
+def test_elman_paper_sized_reads_one_letter_for_the_cost_of_its_three_products() -> None:
+    with torch.device("meta"):
+        model = ElmanNetwork.paper_sized()
+    assert count(model) == 686 and tuple(model.example_input_array.shape) == (1, 1, 6)
+    # W x_t (6 -> 20), U h_{t-1} (20 -> 20) and the readout (20 -> 6): a multiply-add is 2 FLOPs
+    assert model.forward_flops() == 2 * (6 * 20 + 20 * 20 + 20 * 6) == 1280
+
+
+@pytest.mark.parametrize(("size", "stated"), [("medium", 20e6), ("large", 66e6)])
+def test_zaremba_language_models_match_the_paper_and_nn_lstm(size: str, stated: float) -> None:
     with torch.device("meta"):  # counting needs no memory
-        model = LSTMNetwork(**options)
-        hidden = options["hidden_size"]
+        model = LSTMNetwork.paper_sized(size)
+        hidden = lstm.PAPER_CONFIGS[f"zaremba_{size}"]["hidden_size"]
         reference = nn.Embedding(10_000, hidden), nn.LSTM(hidden, hidden, num_layers=2), nn.Linear(hidden, 10_000)
     assert count(model) == sum(count(module) for module in reference)
     assert abs(count(model) - stated) / stated < 0.02
+    # the paper's window of 35 words; per word two layers of gates, 2 x 4H (H + H) each, and the softmax layer 2 H V
+    assert tuple(model.example_input_array.shape) == (1, 35)
+    assert model.forward_flops() == 35 * (2 * 2 * 4 * hidden * (hidden + hidden) + 2 * hidden * 10_000)
+    with pytest.raises(ValueError, match="size must be"):
+        LSTMNetwork.paper_sized("small")
 
 
 def test_cho_encoder_matches_nn_gru() -> None:
     with torch.device("meta"):
-        model = GRUNetwork(**gru.PAPER_CONFIGS["cho_encoder"])
+        model = GRUNetwork.paper_sized()
         reference = nn.Embedding(15_000, 100), nn.GRU(100, 1000)
     assert count(model.embedding) + count(model.recurrent) == sum(count(module) for module in reference) == 4_806_000
     assert count(model.head) == 1000 * 15_000 + 15_000  # the readout of a language model over the same words
+    # one word: W x (3 blocks of 1000 x 100), U_r and U_z on h, U on r * h, then the readout
+    assert tuple(model.example_input_array.shape) == (1, 1)
+    assert model.forward_flops() == 2 * 3 * 1000 * (100 + 1000) + 2 * 1000 * 15_000
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("task", ["regression", "language_model"])
+def test_the_count_from_two_steps_is_the_count_of_the_whole_sequence(name: str, task: str) -> None:
+    """RecurrentNetwork.forward_flops extrapolates from one and two steps; the full count agrees."""
+    sizes = {"input_size": 3, "output_size": 1} if task == "regression" else {"input_size": 11, "output_size": 11, "embedding_size": 5}
+    model = NETWORKS[name](task=task, hidden_size=6, num_layers=2, context_size=9, **sizes)
+    # a language model's example is its training window; a regression's, eight steps
+    assert model.example_input_array.shape[1] == (9 if task == "language_model" else 8)
+    full = BaseModel.forward_flops(model)
+    assert model.forward_flops() == full > 0
 
 
 def test_a_gru_has_three_quarters_of_an_lstms_parameters() -> None:

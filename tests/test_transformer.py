@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ai_scratch.base import BaseModel
 from ai_scratch.cli import main
 from ai_scratch.sequence_models.attention import MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
 from ai_scratch.sequence_models.tasks import PAD_INDEX, Seq2SeqModel
@@ -211,7 +212,7 @@ def test_label_smoothing_is_the_papers_epsilon_and_what_the_loss_computes() -> N
 
 # ---------------------------------------------------------------------------- sizes
 def test_base_model_parameter_count_table_3_and_nn_transformer() -> None:
-    model = Transformer.base()
+    model = Transformer.paper_sized()
     count = model.parameter_count()
     assert count == BASE_PARAMETERS == 63_082_496
     assert abs(count - 65e6) / 65e6 < 0.05  # Table 3: "65M"
@@ -220,6 +221,26 @@ def test_base_model_parameter_count_table_3_and_nn_transformer() -> None:
     embedding = 37_000 * 512  # shared by source, target and the output projection
     assert count == sum(p.numel() for p in reference.parameters()) - final_norms + embedding
     assert model.source_embedding is model.target_embedding
+
+
+def test_paper_sized_flops_are_the_closed_form_of_a_256_token_pair() -> None:
+    with torch.device("meta"):
+        model = Transformer.paper_sized()
+    assert sum(p.numel() for p in model.parameters()) == BASE_PARAMETERS
+    source, decoder_input = model.example_input_array
+    S, T, d, d_ff, V, N = source.shape[1], decoder_input.shape[1], 512, 2048, 37_000, 6
+    assert (S, T) == (256, 255)
+    encoder_layer = 8 * S * d * d + 4 * S * S * d + 4 * S * d * d_ff  # W^Q, W^K, W^V, W^O; Q K^T and A V; FFN
+    decoder_layer = (8 * T * d * d + 4 * T * T * d  # masked self-attention
+                     + 4 * T * d * d + 4 * S * d * d + 4 * T * S * d  # encoder-decoder attention: queries, keys and values
+                     + 4 * T * d * d_ff)  # fmt: skip
+    assert model.forward_flops() == N * encoder_layer + N * decoder_layer + 2 * T * d * V  # and the tied output projection
+
+
+def test_the_count_from_one_layer_per_stack_is_the_full_count() -> None:
+    model = Transformer(num_encoder_layers=3, num_decoder_layers=2)
+    assert model.forward_flops() == BaseModel.forward_flops(model) > 0
+    assert len(model.encoder_layers) == 3 and len(model.decoder_layers) == 2  # the stacks are put back
 
 
 def test_embeddings_shared_when_one_vocabulary_and_tied_to_the_output() -> None:

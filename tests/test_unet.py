@@ -21,7 +21,6 @@ from ai_scratch.applying_cnns.unet import (
     PAPER_OUTPUT_SIDE,
     UNet,
     mirror_padding_for,
-    paper_unet,
     valid_input_sides,
     valid_output_side,
 )
@@ -56,14 +55,14 @@ def independent_paper_build(in_channels: int = 1, num_classes: int = 2, skip: bo
 @pytest.fixture(scope="module")
 def paper() -> UNet:
     with torch.device("meta"):
-        return paper_unet()
+        return UNet.paper_sized()
 
 
 # ---------------------------------------------------------------------- Figure 1
 def test_the_paper_network_has_the_parameters_of_an_independent_build(paper: UNet) -> None:
     with torch.device("meta"):
         reference, no_skip = independent_paper_build(), independent_paper_build(skip=False)
-        ablation = paper_unet(skip_connections=False)
+        ablation = UNet.paper_sized(skip_connections=False)
     assert count(paper) == count(reference) == 31_030_658
     assert count(ablation) == count(no_skip) < count(paper)
     # the skips add the contracting path's channels to the first 3x3 of each expanding step
@@ -307,3 +306,17 @@ def test_unet_on_two_processes_with_wandb(tmp_path: Path) -> None:
     assert [row["epoch"] for row in log.history if "val_iou" in row] == [0, 1]
     images = {key.split("/")[1] for key in log.history_keys if key.startswith("figures/")}
     assert {"segmentation", "segmentation_masks", "learning_curves"} <= images, images
+
+
+def test_paper_sized_forward_flops_by_hand_from_figure_1_sizes(paper: UNet) -> None:
+    """The paper gives no operation count: each 3x3 convolution costs (output side)^2 x 9 x c_in x c_out
+    multiply-adds, each 2x2 up-convolution (input side)^2 x 4 x c_in x c_out, the 1x1 388^2 x 64 x 2."""
+    contracting = [(570, 1, 64), (568, 64, 64), (282, 64, 128), (280, 128, 128), (138, 128, 256), (136, 256, 256),
+                   (66, 256, 512), (64, 512, 512), (30, 512, 1024), (28, 1024, 1024)]  # fmt: skip
+    up_convolutions = [(28, 1024, 512), (52, 512, 256), (100, 256, 128), (196, 128, 64)]
+    expanding = [(54, 1024, 512), (52, 512, 512), (102, 512, 256), (100, 256, 256), (198, 256, 128), (196, 128, 128),
+                 (390, 128, 64), (388, 64, 64)]  # fmt: skip
+    by_hand = sum(side * side * 9 * c_in * c_out for side, c_in, c_out in contracting + expanding)
+    by_hand += sum(side * side * 4 * c_in * c_out for side, c_in, c_out in up_convolutions) + 388 * 388 * 64 * 2
+    assert count(paper) == 31_030_658 and tuple(paper.example_input_array.shape) == (1, 1, 572, 572)
+    assert paper.forward_flops() == 2 * by_hand

@@ -162,7 +162,7 @@ def test_sample_decode_and_forward_give_data_shaped_means() -> None:
 
 # ---------------------------------------------------------------------- sizes and arguments
 def test_the_paper_sized_mnist_model_has_815_824_parameters_as_stacks_of_linear_layers() -> None:
-    vae = VAE(**PAPER_CONFIGS["mnist"])
+    vae = VAE.paper_sized()
     # Appendix C with 784 pixels, 500 tanh units and a 20-D latent: encoder W3, W4, W5; decoder W1, W2
     reference = nn.ModuleList([nn.Linear(784, 500), nn.Linear(500, 20), nn.Linear(500, 20), nn.Linear(20, 500), nn.Linear(500, 784)])
     assert count(vae) == count(reference) == PAPER_PARAMETER_COUNT == 815_824
@@ -170,6 +170,14 @@ def test_the_paper_sized_mnist_model_has_815_824_parameters_as_stacks_of_linear_
     gaussian = VAE(**{**PAPER_CONFIGS["mnist"], "decoder": "gaussian"})
     assert count(gaussian) == PAPER_PARAMETER_COUNT + 500 * 784 + 784  # the decoder's log-variance head
     assert vae.INFO.name == "vae" and vae.INFO.module == 5 and vae.INFO.category == "generative"
+
+
+def test_the_paper_sized_forward_reconstructs_one_digit_for_its_five_products() -> None:
+    with torch.device("meta"):
+        vae = VAE.paper_sized()
+    assert count(vae) == PAPER_PARAMETER_COUNT and tuple(vae.example_input_array.shape) == (1, 1, 28, 28)
+    # encoder W3, W4 and W5 (mu and log-variance heads), decoder W1 and W2; a multiply-add is 2 FLOPs
+    assert vae.forward_flops() == 2 * (784 * 500 + 500 * 20 + 500 * 20 + 20 * 500 + 500 * 784) == 1_628_000
 
 
 @pytest.mark.parametrize(

@@ -243,3 +243,20 @@ def test_optimizer_is_the_papers_sgd_with_a_plateau_schedule() -> None:
         "max",
         0.1,
     )
+
+
+def test_paper_sized_is_vgg16_and_its_convolutions_cost_he_et_als_15_3_billion() -> None:
+    """He et al. (2015, Section 4.1) put VGG-16 at 15.3 billion multiply-adds, and Redmon and Farhadi
+    (YOLO9000, 2017, Section 3) at "30.69 billion floating point operations" at 224 x 224: both are
+    its 13 convolutions (15.35 billion multiply-adds by hand); the fully connected layers add 0.12."""
+    with torch.device("meta"):
+        model = VGG.paper_sized()
+    assert count(model) == EXACT["D"][0] and round(count(model) / 1e6) == PAPER_MILLIONS["D"] == 138
+    # each stage of D: (side, channels in -> out of its convolutions), 3x3 kernels
+    stages = [(224, [(3, 64), (64, 64)]), (112, [(64, 128), (128, 128)]), (56, [(128, 256), (256, 256), (256, 256)]),
+              (28, [(256, 512), (512, 512), (512, 512)]), (14, [(512, 512)] * 3)]  # fmt: skip
+    convolutions = sum(side * side * 9 * c_in * c_out for side, pairs in stages for c_in, c_out in pairs)
+    fully_connected = 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert convolutions == pytest.approx(15.3e9, rel=0.005)
+    assert 2 * convolutions == pytest.approx(30.69e9, rel=0.0005)
+    assert model.forward_flops() == 2 * (convolutions + fully_connected)

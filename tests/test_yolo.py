@@ -23,6 +23,7 @@ from ai_scratch.applying_cnns.yolo import (
     yolo_loss,
 )
 from ai_scratch.cli import main
+from cnn_tools import multiply_adds
 from conftest import config, fit_on_two_processes
 from wandb_log import find_runs, read_run
 from datamodules.shapes import ShapesDataModule
@@ -185,7 +186,7 @@ def figure_3_by_hand() -> nn.Sequential:
 
 def test_the_paper_network_is_figure_3_with_its_parameter_count() -> None:
     with torch.device("meta"):  # 271.7M parameters: counted without allocating them
-        model, reference = YOLO(backbone="paper"), figure_3_by_hand()
+        model, reference = YOLO.paper_sized(), figure_3_by_hand()
         output = model(torch.empty(1, 3, 448, 448))
     assert tuple(output.shape[1:]) == PAPER_OUTPUT == (7, 7, 2 * 5 + 20)
     assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 24  # "24 convolutional layers"
@@ -321,3 +322,10 @@ def test_yolo_on_two_processes_under_ddp(tmp_path: Path) -> None:
     assert [row["epoch"] for row in rows] == [0, 1] and all(0 <= row["val_map_50"] <= 1 for row in rows)
     boxes = [row for row in log.history if "detections/val/_type" in row]
     assert len(boxes) == 1 and boxes[0]["detections/val/_type"] == "images/separated" and "detections/val/all_boxes" in boxes[0]
+
+
+def test_paper_sized_forward_flops_are_those_of_figure_3_built_by_hand() -> None:
+    with torch.device("meta"):
+        model, reference = YOLO.paper_sized(), figure_3_by_hand()
+    assert count(model) == 271_703_550 and tuple(model.example_input_array.shape) == (1, 3, 448, 448)
+    assert model.forward_flops() == 2 * multiply_adds(reference, model.example_input_array)

@@ -674,6 +674,46 @@ class FasterRCNN(DetectionModel):
         convolutions = [f"features.{i}" for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)]
         return tuple(convolutions[:2])
 
+    #: Section 3.1.3: "for a typical 1000 x 600 image" (the shorter side re-scaled to 600 pixels).
+    PAPER_IMAGE_SIZE = (600, 1000)
+
+    @classmethod
+    def paper_sized(cls) -> FasterRCNN:
+        """Faster R-CNN with VGG-16 on Pascal VOC (Sections 3 and 4.1): VGG-16's 13 shared
+        convolutions (stride 16), the RPN's 3 x 3 layer of 512 and its 9 anchors (3 scales, 3 ratios)
+        with 2k scores and 4k box deltas, RoI pooling to 7 x 7 and Fast R-CNN's fc6 and fc7 of 4096
+        with 21 classes; 137,078,239 parameters. The example is one "typical 1000 x 600 image"
+        (height 600, width 1000), the size at which the paper counts its "roughly 20000
+        (60 x 40 x 9)" anchors."""
+        model = cls(backbone="paper", num_classes=20)
+        model.set_sizes((model.hparams.in_channels, *cls.PAPER_IMAGE_SIZE), model.output_size)
+        return model
+
+    def forward_flops(self) -> int:
+        """FLOPs of detecting one image at test time, with a fixed set of RoIs: the shared
+        convolutions on ``example_input_array``, the RPN on their map, and Fast R-CNN's head on
+        ``post_nms_top_n_test`` RoIs (300, the paper's test-time number of proposals), counted by
+        :class:`~torch.utils.flop_counter.FlopCounterMode` (:meth:`counted_pass`). How many proposals
+        survive the RPN's NMS depends on the image, so the full quota is counted; the proposal
+        selection, the RoI pooling and the NMS are not matrix products and are left out."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            self.counted_pass(self.example_input_array.to(self.device))
+        return int(counter.get_total_flops())
+
+    def counted_pass(self, images: Tensor) -> Tensor:
+        """The network's layers on ``images`` as :meth:`predict` runs them, with ``post_nms_top_n_test``
+        RoIs an image whose pooled features are zeros of the pooled shape (the RoI pooling is data
+        dependent and computes no products); returns the shared feature map."""
+        hp = self.hparams
+        features = self.features(images)
+        self.rpn(features)
+        pooled = features.new_zeros(hp.post_nms_top_n_test * len(images), features.shape[1], hp.roi_output_size, hp.roi_output_size)
+        self.head(pooled)
+        return features
+
     # ------------------------------------------------------------------ the stages
     def _check_images(self, images: Tensor | Sequence[Tensor]) -> Tensor:
         if isinstance(images, (list, tuple)):

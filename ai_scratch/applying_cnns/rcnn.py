@@ -741,6 +741,39 @@ class RCNN(DetectionModel):
         self.set_sizes((in_channels, warp_size, warp_size), (num_classes + 1,))
         self._proposal_cache: dict[bytes, Tensor] = {}
 
+    @classmethod
+    def paper_sized(cls) -> RCNN:
+        """R-CNN for Pascal VOC (Sections 2 and 3): AlexNet (the Caffe network of Krizhevsky et al.,
+        two GPUs' groups) on 227 x 227 warped regions with 16 pixels of context, fine-tuned with a
+        21-way layer (20 classes and background); 20 linear SVMs on fc7 and 20 box regressors on
+        pool5; 2000 selective-search proposals per image. 57,773,561 parameters, of which the CNN
+        has 56,954,261 (AlexNet's 60,965,224 with fc8 cut from 1000 to 21 outputs).
+        ``example_input_array`` is one warped region, the input of :meth:`forward`; what
+        :meth:`forward_flops` counts is the detection of one image.
+        """
+        return cls(backbone="paper", num_classes=20)
+
+    def forward_flops(self) -> int:
+        """FLOPs of detecting one image (Section 2.2): its ``max_proposals`` warped regions (2000 in
+        the paper) through the CNN to fc7, the class-wise scores on fc7 (the SVMs, or the softmax
+        layer) and the box regressors on pool5, counted by
+        :class:`~torch.utils.flop_counter.FlopCounterMode` on ``max_proposals`` copies of
+        ``example_input_array``. The full quota of proposals is counted (selective search may find
+        fewer on a plain image); selective search itself, the warping and the non-maximum
+        suppression are not matrix products and are left out, as element-wise work is everywhere.
+        The CNN's share, a full pass per region, is the cost that Fast and Faster R-CNN removed."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        regions = self.example_input_array.to(self.device).expand(self.hparams.max_proposals, -1, -1, -1)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            pool5 = torch.flatten(self.features(regions), 1)
+            fc7 = self.hidden(pool5)
+            (self.svms if self.hparams.classifier == "svm" else self.finetune_layer)(fc7)
+            if self.hparams.bbox_regression:
+                self.regressors(pool5)
+        return int(counter.get_total_flops())
+
     # ------------------------------------------------------------------ the CNN on warped regions
     def region_features(self, regions: Tensor) -> RegionFeatures:
         """The CNN on warped regions ``(R, C, S, S)``: ``pool5`` (flattened), ``fc7`` and the fine-tuning scores."""

@@ -246,6 +246,15 @@ class UNet(SegmentationModel):
         output_side = self.output_side(side)
         self.set_sizes((in_channels, side, side), (num_classes, output_side, output_side))
 
+    @classmethod
+    def paper_sized(cls, **overrides: Any) -> UNet:
+        """Figure 1's network: one grey channel in, two classes (cell, membrane), 64 channels at the
+        first level doubled at each of four poolings, unpadded 3x3 convolutions: a 572 x 572 tile in,
+        388 x 388 scores out; 23 convolutional layers, 31,030,658 parameters (the paper gives no
+        total). ``overrides`` change any argument (``skip_connections=False``: the ablation)."""
+        settings: dict[str, Any] = dict(in_channels=1, num_classes=2, base_channels=64, depth=4, padding="valid")
+        return cls(**(settings | overrides))
+
     def reset_parameters(self) -> None:
         """Section 3: weights from a Gaussian of standard deviation sqrt(2 / N), N = k * k * incoming
         channels (He et al.'s initialisation); biases 0."""
@@ -293,12 +302,6 @@ class UNet(SegmentationModel):
         from ai_scratch.applying_cnns.unet_figures import unet_figures
 
         return unet_figures(every_n_epochs, feature_map_layers=("down.0", f"down.{self.depth}", f"up.{self.depth - 1}"))
-
-
-def paper_unet(**overrides: Any) -> UNet:
-    """Figure 1's network: one grey channel, two classes, 64 base channels, four poolings, valid convolutions."""
-    settings: dict[str, Any] = dict(in_channels=1, num_classes=2, base_channels=64, depth=4, padding="valid")
-    return UNet(**(settings | overrides))
 
 
 def channels_of(model: UNet) -> Sequence[int]:

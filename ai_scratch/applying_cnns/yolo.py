@@ -406,6 +406,13 @@ class YOLO(DetectionModel):
         convolutions = [f"features.{i}" for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)]
         return tuple(convolutions[:2])
 
+    @classmethod
+    def paper_sized(cls) -> YOLO:
+        """YOLO of Figure 3 for Pascal VOC: 24 convolutional layers and 2 fully connected ones on a
+        448 x 448 image, a 7 x 7 grid of 2 boxes and 20 classes, the 7 x 7 x 30 output tensor;
+        271,703,550 parameters (the paper gives no total)."""
+        return cls(backbone="paper", grid_size=7, boxes_per_cell=2, num_classes=20, image_size=448)
+
     def forward(self, images: Tensor) -> Tensor:
         """``(N, S, S, B * 5 + C)``: per cell, ``B`` times ``(x, y, sqrt w, sqrt h, confidence)``, then ``C`` class probabilities."""
         return self.head(self.features(images)).view(-1, self.grid_size, self.grid_size, self.cell_outputs)

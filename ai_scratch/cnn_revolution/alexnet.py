@@ -394,6 +394,15 @@ class AlexNet(Classifier):
         self.set_sizes((in_channels, input_size, input_size), (num_classes,))
         initialise(self, resolved["init"], std=0.01, bias_one=("conv2", "conv4", "conv5", "fc6", "fc7"))
 
+    @classmethod
+    def paper_sized(cls) -> AlexNet:
+        """The network of Figure 2: two GPUs' halves (groups of 2 in conv2, conv4 and conv5), LRN,
+        overlapping pooling, 224x224x3 ImageNet images, 1000 classes; 60,965,224 parameters, the
+        paper's "60 million". The paper gives no operation count; one image costs 724 million
+        multiply-adds, 92% of them in the five convolutions.
+        """
+        return cls()
+
     def forward(self, images: Tensor) -> Tensor:
         x = self.features(images)  # conv1 ... pool5: (batch, 256, 6, 6) at 224x224
         x = self.avgpool(x)

@@ -494,6 +494,16 @@ class GoogLeNet(Classifier):
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(self.dropout(x)), aux1, aux2
 
+    @classmethod
+    def paper_sized(cls) -> GoogLeNet:
+        """GoogLeNet of Table 1, as trained: 224x224 ImageNet images, 1000 classes, nine Inception
+        modules and the two auxiliary classifiers; 13,378,280 parameters, of which the network
+        kept at inference has 6,998,552 (Table 1's column: "about 6.8M" weights). The forward pass
+        that is counted is the inference one, without the auxiliary heads: 1.58 billion
+        multiply-adds, the paper's "1.5 billion".
+        """
+        return cls()
+
     def forward(self, image: Tensor) -> Tensor:
         """The main classifier's scores; the auxiliary heads are not run."""
         return self._forward(image, with_aux=False)[0]

@@ -463,6 +463,15 @@ class ResNet(Classifier):
             for block in self.blocks():
                 nn.init.zeros_(block.last_bn.weight)
 
+    @classmethod
+    def paper_sized(cls, depth: int = 34) -> ResNet:
+        """ResNet-34 of Table 1, the residual network that Section 4.1 sets against its plain twin:
+        224x224 ImageNet images, 1000 classes, option B shortcuts (projections where the shape
+        changes); 21,797,672 parameters. Table 1 gives its cost as 3.6 billion "FLOPs", which are
+        multiply-adds. ``depth`` picks another column of Table 1 (18, 50, 101, 152).
+        """
+        return cls(depth=depth)
+
     def blocks(self) -> list[ResidualBlock]:
         """Every residual (or plain) block, from the input to the output: block_1, block_2, ..."""
         return [block for name in self.stage_names for block in getattr(self, name)]

@@ -267,6 +267,16 @@ class VGG(Classifier):
         self.set_sizes((in_channels, input_size, input_size), (num_classes,))
         initialise(self, init, std=0.01)
 
+    @classmethod
+    def paper_sized(cls, config: Config = "D") -> VGG:
+        """VGG-16, configuration D of Table 1: 13 convolutions of 3x3 and 3 fully connected layers,
+        224x224 ImageNet images, 1000 classes; 138,357,544 parameters, Table 2's 138 million
+        (``config`` picks another column, "A" to "E"). The paper gives no operation count; He et al.
+        (2015) put VGG-16 at 15.3 billion multiply-adds, its convolutions' share: with the
+        fully connected layers one image costs 15.47 billion.
+        """
+        return cls(config)
+
     def forward(self, images: Tensor) -> Tensor:
         x = self.features(images)  # (batch, 512, 7, 7) at 224x224
         x = self.avgpool(x)

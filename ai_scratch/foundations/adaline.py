@@ -88,7 +88,7 @@ from torch import Tensor
 from torchmetrics import SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from ai_scratch.foundations.perceptron import LinearUnit, PerceptronLearner, signs
+from ai_scratch.foundations.perceptron import LinearUnit, PerceptronLearner, linear_unit_flops, signs
 from ai_scratch.info import ModelInfo
 from ai_scratch.numpy_adapter import (
     NumPyModel,
@@ -461,6 +461,24 @@ class Adaline(NumPyModel):
             self.adaline_errors = SumMetric()
             self.perceptron_val_accuracy = MulticlassAccuracy(2, average="micro")
         self._announced_divergence = False
+
+    #: The 1960 machine's input: a 4 x 4 array of switches, each set to +1 or -1.
+    SWITCH_ARRAY_INPUTS = 16
+
+    @classmethod
+    def paper_sized(cls, input_dim: int = SWITCH_ARRAY_INPUTS) -> Adaline:
+        """Widrow and Hoff's ADALINE of 1960: 16 inputs (the 4 x 4 array of switches on which the
+        patterns to classify were set, each switch +1 or -1) and the level (bias) weight, 17 in all.
+
+        One weighted sum per example: 16 multiply-adds (:meth:`forward_flops`).
+        """
+        model = cls(input_dim)
+        model.set_sizes((input_dim,), (1,))
+        return model
+
+    def forward_flops(self) -> int:
+        """Two per input weight (``w . x``); the adapter's count takes matrices, and these weights are a vector."""
+        return linear_unit_flops(self.learner)
 
     def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
         """The generic figures, the road to the least-squares weights and, with the Perceptron

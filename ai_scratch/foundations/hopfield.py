@@ -408,6 +408,19 @@ class Hopfield(NumPyModel):
         self.val_metrics = recall.clone(prefix="val_")
         self.test_metrics = recall.clone(prefix="test_")
 
+    @classmethod
+    def paper_sized(cls, n_units: int = 100) -> Hopfield:
+        """Hopfield's network of N = 100 units, the larger of the two sizes he simulated (N = 30 and
+        N = 100), the one whose recall measured his capacity of "about 0.15 N" memories.
+
+        W is stored as the full N x N matrix (10,000 numbers, the diagonal held at zero), of which
+        N (N - 1) / 2 = 4,950 are free, since W is symmetric. The forward pass is the local fields
+        ``h = W s`` of every unit, one update of each: N^2 multiply-adds.
+        """
+        model = cls(n_units)
+        model.set_sizes((n_units,), (n_units,))
+        return model
+
     # ------------------------------------------------------------------ storage
     def current_learning_rate(self) -> float | None:
         return None  # Hebb's rule has no step size: nothing to log as a learning rate

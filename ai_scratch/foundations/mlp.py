@@ -400,6 +400,22 @@ class MLP(NumPyModel):
         self.input_size = (input_dim,)
         self.output_size = (1 if num_classes == 2 else num_classes,)
 
+    @classmethod
+    def paper_sized(cls) -> MLP:
+        """The symmetry detector of the Nature paper's Figure 1: 6 inputs, 2 hidden units, 1 output
+        unit, all logistic, trained on the squared error of eq. (3); 17 weights and biases.
+
+        It is the paper's first example and the only one that is a plain layered network: the
+        family-trees network of Figures 2-4 gives each of its two inputs (person, relationship) its
+        own group of 6 units, a block-structured first layer that a fully connected MLP does not
+        express. The paper drew the initial weights uniformly from [-0.3, 0.3]; its step sizes
+        (epsilon 0.1 and alpha 0.9 on a summed error) are not copied, since this implementation
+        averages the error over the cases. One forward pass: 6 x 2 + 2 x 1 = 14 multiply-adds.
+        """
+        model = cls(input_dim=6, hidden=[2], activation="sigmoid", num_classes=2, loss="mse", init="uniform", init_range=0.3)
+        model.set_sizes((6,), (1,))
+        return model
+
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
         ratio = self.learner.gradient_norm_ratio()

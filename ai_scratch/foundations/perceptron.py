@@ -79,6 +79,12 @@ class LinearUnit(NumPyLearner):
         return inputs @ self.weight + self.bias[0]  # s = w . x + b
 
 
+def linear_unit_flops(unit: LinearUnit) -> int:
+    """FLOPs of ``s = w . x + b`` on one example: a multiply and an add per input (the bias add, as in
+    torch's counter, is left out)."""
+    return 2 * unit.input_dim
+
+
 class PerceptronLearner(LinearUnit):
     """Rosenblatt's error-correction rule, in NumPy.
 
@@ -154,6 +160,31 @@ class Perceptron(NumPyModel):
         self.save_hyperparameters()
         self.input_size = (input_dim,)
         self.output_size = (1,)
+
+    #: The Mark I Perceptron's association units: the inputs of each of its learning response units.
+    MARK_I_ASSOCIATION_UNITS = 512
+
+    @classmethod
+    def paper_sized(cls, input_dim: int = MARK_I_ASSOCIATION_UNITS) -> Perceptron:
+        """One response unit of Rosenblatt's Mark I Perceptron: 512 inputs, 513 weights with the bias.
+
+        The Mark I, the machine built from the 1957 report, had a retina of 400 photocells (20 x 20
+        sensory units) wired at random, and for good, to 512 association units, which fed 8
+        response units. Only the association-to-response weights learned (motor-driven
+        potentiometers), by the error-correction rule. This class is one such learning unit, so its
+        input is what a response unit saw: the 512 association units (not the 400 photocells,
+        whose fixed random wiring learned nothing). Its forward pass is one weighted sum,
+        512 multiply-adds (:meth:`forward_flops`).
+        """
+        model = cls(input_dim)
+        model.set_sizes((input_dim,), (1,))
+        return model
+
+    def forward_flops(self) -> int:
+        """Two per weight of the unit (``w . x``: a multiply and an add per input).
+
+        The adapter's count takes the learner's matrices, and this unit's weights are a vector."""
+        return linear_unit_flops(self.learner)
 
     def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
         """The generic figures that apply to a threshold unit: learning curves, confusion matrix and,

@@ -51,7 +51,9 @@ distribution Z is projected to a small spatial extent convolutional representati
 feature maps. A series of four fractionally-strided convolutions ... then convert this high level
 representation into a 64 x 64 pixel image": 4x4x1024 -> 8x8x512 -> 16x16x256 -> 32x32x128 ->
 64x64x3. G has 18,855,043 parameters and its mirrored D 17,232,897, tested against stacks of
-``nn`` layers. The digits configurations use the same class at 8x8 (scikit-learn's digits).
+``nn`` layers (:meth:`DCGAN.paper_sized`). Its forward is the generator's: one 64x64 image from one
+z, 1,281,228,800 FLOPs, nearly all in the three middle convolutions (419,430,400 each). The digits
+configurations use the same class at 8x8 (scikit-learn's digits).
 
 Experiments (``configs/dcgan/``): ``digits_strength`` (legible, varied 8x8 digits: a classifier
 score of at least 7, real digits 9.8, noise 4.1; and the latent-interpolation figure) and
@@ -218,6 +220,16 @@ class DCGAN(AdversarialModel):
         )
         self.batch_norm = batch_norm
         self.save_hyperparameters()
+
+    @classmethod
+    def paper_sized(cls) -> DCGAN:
+        """Figure 1's LSUN generator and its mirrored discriminator: z of 100 dimensions projected to
+        4x4x1024, then 8x8x512, 16x16x256, 32x32x128 and a 64x64x3 image (5x5 kernels, stride 2);
+        G 18,855,043 parameters, D 17,232,897 (the paper gives no count). One example is one z: the
+        forward is the generator. A fractionally-strided convolution scatters every input pixel
+        through its whole kernel, ``2 C_in C_out 5^2 H_in W_in`` FLOPs (what the counter charges,
+        the products that land in the cropped border included); the projection ``2 x 100 x 16,384``."""
+        return cls(**PAPER_CONFIGS["radford_lsun"])
 
 
 #: Figure 1's LSUN generator (and its mirrored discriminator) as :class:`DCGAN` arguments.

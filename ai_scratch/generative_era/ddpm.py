@@ -62,6 +62,8 @@ which is specified to the network using the Transformer sinusoidal position embe
   CIFAR-10 model (channel multipliers (1, 2, 2, 2) on 128 base channels, two residual blocks per
   resolution, attention at 16x16, dropout 0.1), which the paper counts at 35.7 million parameters;
   this class builds it with 35,746,307 (0.13% more; ``tests/test_ddpm.py`` checks it within 1%).
+  :meth:`DDPM.paper_sized` is the whole model around it; one call of eps_theta on one 32x32 image
+  costs 12,443,713,536 FLOPs, and a sample runs it T = 1,000 times.
   The miniature for 8x8 digits is the same class, two resolutions, 32 base channels.
 
 Experiments (``configs/ddpm/``): ``moons_strength``, the MLP with the paper's T and schedule on two
@@ -465,6 +467,20 @@ class DDPM(GenerativeModel):
 
         self.set_sizes(data_shape, data_shape)
         self.example_input_array = (torch.zeros(1, *data_shape), torch.ones(1, dtype=torch.long))
+
+    @classmethod
+    def paper_sized(cls) -> DDPM:
+        """The CIFAR-10 model (Section 4, Appendix B): the U-Net of :data:`PAPER_CONFIGS` (35,746,307
+        parameters; the paper: "35.7 million"), T = 1,000 steps of the linear schedule, EMA decay
+        0.9999. The moving average is a second copy of the U-Net, so ``parameters()`` lists
+        71,492,614; :meth:`model_info` counts the network once.
+
+        One example is one noisy 32x32 image and its step t: the forward is one call of
+        eps_theta, which Algorithm 2 repeats T times to draw one sample.
+        """
+        unet = dict(PAPER_CONFIGS["cifar10"])
+        data_shape = (unet.pop("image_channels"), unet["image_size"], unet.pop("image_size"))
+        return cls(denoiser="unet", data_shape=data_shape, timesteps=1000, schedule="linear", ema_decay=0.9999, **unet)
 
     # ------------------------------------------------------------------ eps_theta
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:

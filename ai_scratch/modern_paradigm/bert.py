@@ -76,7 +76,7 @@ longer than a CPU experiment allows.
 Not in the paper, as options: ``fused`` (attention by ``scaled_dot_product_attention``, same weights,
 no attention maps). The paper's GELU was the tanh approximation; ``nn.GELU()`` here is the exact one.
 
-Parameter counts. :meth:`Bert.base` (vocabulary 30,522, 512 positions, 2 segments) has
+Parameter counts. :meth:`Bert.paper_sized` (BERT-base: vocabulary 30,522, 512 positions, 2 segments) has
 **109,482,240** parameters in the encoder and its pooler (the paper's "110M"): 23,837,184 in the
 embeddings, 12 x 7,087,872 in the layers (each as many as ``nn.TransformerEncoderLayer(768, 12,
 3072)``), 590,592 in the pooler; the masked-LM output adds 622,650 (its dense layer, LayerNorm and
@@ -89,7 +89,7 @@ Example::
     scores = model(tokens)                      # (B, 2): the class scores of the pooled [CLS]
     hidden, pooled = model.encode(tokens)       # (B, L, H), (B, H)
     predictions = model.masked_lm_scores(hidden)  # (B, L, V)
-    Bert.base().parameter_count()               # 110,106,428: with the masked-LM head and a two-class classifier
+    Bert.paper_sized().parameter_count()        # 110,106,428: with the masked-LM head and a two-class classifier
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ from torchmetrics import MeanMetric
 from ai_scratch.base import Classifier
 from ai_scratch.info import ModelInfo
 from ai_scratch.sequence_models.attention import MultiHeadAttention, padding_mask
+from ai_scratch.sequence_models.tasks import stacked_flops
 from callbacks import AttentionMaps
 from callbacks.figures import ConfusionMatrix, GradientFlow, LearningCurves
 from datamodules.text import IGNORE_INDEX, PAD_INDEX, segment_ids
@@ -270,7 +271,8 @@ class Bert(Classifier):
     """BERT: the encoder, the pre-training heads and a classifier on the pooled ``[CLS]``; pre-training
     then fine-tuning in one fit (see the module docstring).
 
-    The defaults are a small BERT for a CPU (2 layers of width 128); :meth:`base` is the paper's.
+    The defaults are a small BERT for a CPU (2 layers of width 128); :meth:`paper_sized` is the paper's
+    BERT-base, :meth:`large` its BERT-large.
 
     Under DDP, each phase leaves some parameters without a gradient (pre-training the classifier,
     fine-tuning the masked-LM head), so a fit needs ``--trainer.strategy=ddp_find_unused_parameters_true``.
@@ -360,9 +362,16 @@ class Bert(Classifier):
         self.input_size, self.output_size = (max_positions,), (num_classes,)
 
     @classmethod
-    def base(cls, **overrides: Any) -> Bert:
+    def paper_sized(cls, **overrides: Any) -> Bert:
         """BERT-base (Section 3): ``L = 12, H = 768, A = 12``, 30,522 tokens, 512 positions; the
-        encoder and pooler hold 109,482,240 parameters (the paper's 110M)."""
+        encoder and pooler hold 109,482,240 parameters (the paper's "110M"), 110,106,428 with the
+        masked-LM head and a two-class classifier.
+
+        One example is a sequence of 512 tokens, the longest BERT reads (the last 10% of
+        pre-training used it), through the encoder, the pooler and the classifier (the masked-LM
+        head is not part of :meth:`forward`). Per layer the projections cost ``8 L H^2`` FLOPs, the
+        two products of the attention ``4 L^2 H`` and the feed-forward ``16 L H^2``.
+        """
         return cls(**{**BASE_CONFIG, "pretraining_learning_rate": 1e-4, "learning_rate": 5e-5, **overrides})
 
     @classmethod
@@ -373,6 +382,12 @@ class Bert(Classifier):
     def parameter_count(self) -> int:
         """Distinct parameters (the tied token embedding counted once)."""
         return sum(p.numel() for p in self.parameters())
+
+    def forward_flops(self) -> int:
+        """The FLOPs of :meth:`forward` on ``example_input_array`` as :meth:`BaseModel.forward_flops`
+        counts them, with one encoder layer run instead of all L: the layers are identical
+        (:func:`~ai_scratch.sequence_models.tasks.stacked_flops`)."""
+        return stacked_flops(self, [(self.encoder, "layers")])
 
     # ------------------------------------------------------------------ forward
     def encode(self, tokens: Tensor, segments: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -60,6 +60,8 @@ of a large model and sampling is sensitive to them). :class:`BitNetTransformer` 
 SwiGLU width 4096 / 8640, 24 / 26 layers, LLaMA's vocabulary of 32,000 tokens plus 2, the input
 embedding tied to the output head as in the reproduction of Table 1's models): 728,707,584 and
 3,324,080,000 parameters (Table 1 says "700M" and "3B"; the published reproduction "3.32B").
+:meth:`BitNetLanguageModel.paper_sized` builds the 3B as a language model, its example one window
+of 2,048 tokens.
 
 **The same class gives the baseline**: ``BitLinear(quantize=False)`` is the identical layer with
 full-precision weights and activations (normalisation included), so a full-precision twin differs
@@ -107,7 +109,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from ai_scratch.base import Classifier, check_choice
 from ai_scratch.info import ModelInfo
 from ai_scratch.sequence_models.attention import causal_mask, scaled_dot_product_attention
-from ai_scratch.sequence_models.tasks import SequenceTaskModel
+from ai_scratch.sequence_models.tasks import SequenceTaskModel, stacked_flops
 
 LRSchedule = Literal["cosine", "constant"]
 #: eps of the quantisers: keeps the divisions finite for an all-zero matrix or token
@@ -615,6 +617,27 @@ class BitNetLanguageModel(SequenceTaskModel):
             setattr(self, f"{stage}_nats", MeanMetric())
         self.example_input_array = torch.zeros(1, context_size, dtype=torch.long)
         self.input_size, self.output_size = (context_size,), (context_size, vocab_size)
+
+    @classmethod
+    def paper_sized(cls, size: str = "3B") -> BitNetLanguageModel:
+        """BitNet b1.58 at one of Table 1's sizes, ``"3B"`` (the default: 3,324,080,000 parameters,
+        the size at which it matches the full-precision LLaMA) or ``"700M"`` (728,707,584): the
+        LLaMA-alike decoder of :data:`PAPER_CONFIGS`, its linear layers ternary.
+
+        One example is one window of 2,048 tokens (``context_size``) and the next token's scores at
+        each of them. The count is what a float simulation computes: each ternary product counted
+        as multiply-adds, ``2 T (4 d^2 + 3 d d_ff)`` per layer (on BitNet's kernels, additions
+        only), the attention ``4 T^2 d`` per layer and the full-precision head ``2 T d V``.
+        """
+        if size not in PAPER_CONFIGS:
+            raise ValueError(f"size must be one of {sorted(PAPER_CONFIGS)}, got {size!r}")
+        return cls(**PAPER_CONFIGS[size])
+
+    def forward_flops(self) -> int:
+        """The FLOPs of :meth:`forward` on ``example_input_array`` as :meth:`BaseModel.forward_flops`
+        counts them, with one decoder block run instead of all N: the blocks are identical
+        (:func:`~ai_scratch.sequence_models.tasks.stacked_flops`)."""
+        return stacked_flops(self, [(self.network, "layers")])
 
     def setup(self, stage: str) -> None:
         """Refuse, in one line, data whose vocabulary is not the model's."""

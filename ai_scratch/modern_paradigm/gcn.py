@@ -56,7 +56,10 @@ Two options show what the propagation does:
 
 Parameters: a layer is ``C x F`` weights (no bias in eq. 2 and 9; ``bias=True`` adds one). The
 paper's Cora model (:meth:`GCN.paper_sized`): ``C = 1,433`` features, 16 hidden units, ``F = 7``
-classes, ``1,433 x 16 + 16 x 7 = 23,040`` parameters.
+classes, ``1,433 x 16 + 16 x 7 = 23,040`` parameters. A graph model's one example is its graph: one
+forward on Cora's 2,708 nodes and 5,429 edges (Table 1) costs ``2 N (C H + H F)`` FLOPs for the
+dense products ``H W`` and ``2 (N + 2|E|)(H + F)`` for the sparse ``Â (H W)``, 125,408,676 in all
+(:meth:`GCN.forward_flops`).
 
 Example::
 
@@ -92,6 +95,28 @@ PAPER_DATASETS: dict[str, dict[str, int]] = {
     "citeseer": {"in_features": 3703, "num_classes": 6},
     "pubmed": {"in_features": 500, "num_classes": 3},
 }
+
+#: Nodes and undirected edges of the paper's data sets (Table 1).
+PAPER_GRAPH_SIZES: dict[str, tuple[int, int]] = {"cora": (2708, 5429), "citeseer": (3327, 4732), "pubmed": (19717, 44338)}
+
+
+def placeholder_edges(num_nodes: int, num_edges: int) -> Tensor:
+    """``(2, 2 num_edges)``: a graph of a given size, ``num_edges`` distinct undirected edges on
+    ``num_nodes`` nodes, without self-loops, each listed in both directions as a data set lists them.
+
+    Edge ``e`` joins node ``e mod N`` to the node ``1 + e // N`` places further round a ring. Built
+    with ``torch.arange`` on the default device, so it exists under ``torch.device("meta")`` too:
+    what a count of operations needs, where the features are zeros as well.
+
+    Raises:
+        ValueError: when the ring cannot hold that many distinct edges.
+    """
+    if num_edges > num_nodes * ((num_nodes - 1) // 2):
+        raise ValueError(f"{num_nodes} nodes on a ring hold at most {num_nodes * ((num_nodes - 1) // 2)} distinct edges, got {num_edges}")
+    edge = torch.arange(num_edges)
+    source = edge % num_nodes
+    target = (source + 1 + edge // num_nodes) % num_nodes
+    return torch.stack([torch.cat([source, target]), torch.cat([target, source])])
 
 
 def normalized_adjacency(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> Tensor:
@@ -260,10 +285,42 @@ class GCN(BaseModel):
     @classmethod
     def paper_sized(cls, dataset: str = "cora", **overrides: Any) -> GCN:
         """The model of Section 5.2 for one of the paper's citation data sets (Table 1): two layers,
-        16 hidden units, dropout 0.5, L2 5e-4, Adam at 0.01."""
+        16 hidden units, dropout 0.5, L2 5e-4, Adam at 0.01; on Cora 23,040 parameters.
+
+        A graph model's one example is its graph: training and inference run on all of it at once
+        (full-batch, Section 3.1). So ``example_input_array`` is a graph of the data set's size, its
+        nodes (zero features) and as many distinct undirected edges as Table 1 gives
+        (:func:`placeholder_edges`; which nodes they join changes no count).
+        """
         if dataset not in PAPER_DATASETS:
             raise ValueError(f"dataset must be one of {sorted(PAPER_DATASETS)}, got {dataset!r}")
-        return cls(**{**PAPER_DATASETS[dataset], "hidden_size": 16, "num_layers": 2, **overrides})
+        model = cls(**{**PAPER_DATASETS[dataset], "hidden_size": 16, "num_layers": 2, **overrides})
+        nodes, edges = PAPER_GRAPH_SIZES[dataset]
+        model.example_input_array = (torch.zeros(nodes, model.input_size[0]), placeholder_edges(nodes, edges))
+        return model
+
+    def forward_flops(self) -> int:
+        """FLOPs of one forward on ``example_input_array``, the whole graph: per layer ``2 N C F`` for
+        the dense ``H W`` and ``2 nnz(Â) F`` for ``Â (H W)``, one multiply-add per nonzero of Â and
+        output column (``2 N N F`` with ``sparse_adjacency=False``, which multiplies every entry).
+
+        Written out, not counted by :class:`~torch.utils.flop_counter.FlopCounterMode`: the counter
+        sees the dense products but not ``torch.sparse.mm`` (the propagation would look free), and Â
+        cannot be built on the meta device, where the values of ``edge_index`` that fix its nonzeros
+        do not exist. ``nnz(Â) = N + E``, the self-loops and the E entries of ``edge_index``: exact
+        for a graph without repeated edges or self-loops of its own, as Cora's and
+        :func:`placeholder_edges`'s; ``propagation="none"`` multiplies by ``I_N``, N entries.
+        """
+        example = getattr(self, "example_input_array", None)
+        if example is None:
+            raise ValueError(f"{type(self).__name__} has no example_input_array to count a forward pass on")
+        features, edge_index = example
+        nodes = features.shape[0]
+        if not self.sparse_adjacency:
+            entries = nodes * nodes
+        else:
+            entries = nodes if self.propagation == "none" else nodes + edge_index.shape[1]
+        return sum(2 * nodes * layer.in_features * layer.out_features + 2 * entries * layer.out_features for layer in self.layers)
 
     # ------------------------------------------------------------------ the network
     def adjacency(self, edge_index: Tensor, num_nodes: int) -> Tensor:

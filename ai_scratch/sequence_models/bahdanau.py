@@ -61,6 +61,8 @@ the decoder, m = 620-dim word embeddings, n' = 1000 units in the alignment model
 units, and vocabularies of the 30,000 most frequent words of English and French. The paper does
 not state its parameter count; :func:`parameter_count` gives this implementation's, about 80.4
 million for :data:`PAPER_CONFIGS` ``"rnnsearch50"`` (tested against the built model).
+:meth:`BahdanauSeq2Seq.paper_sized` builds it, its example a pair of 50-word sentences, the longest
+RNNsearch-50 was trained on.
 
 Training (Appendix B): Adadelta (epsilon 1e-6, rho 0.95), minibatches of 80 sentences, the
 gradient's L2 norm rescaled to at most 1, about five days on one GPU; decoding by beam search.
@@ -358,6 +360,59 @@ class BahdanauSeq2Seq(Seq2SeqModel):
         self.output_context = nn.Linear(2 * n, 2 * l, bias=False)  # C_o
         self.readout = nn.Linear(l, target_vocab_size)  # W_o
         self.output_size = (target_length - 1, target_vocab_size)
+
+    @classmethod
+    def paper_sized(cls, name: str = "rnnsearch50") -> BahdanauSeq2Seq:
+        """RNNsearch-50 (Section 4.2, Appendix A.2): GRU encoder and decoder of 1,000 units, 620-dim
+        embeddings, an alignment model of 1,000 units, 500 maxout units, 30,000 words on each side;
+        80,452,000 parameters here (the paper states no count). ``name="rnnencdec50"`` is the same
+        network without attention, 77,450,000.
+
+        One example is a sentence pair at the length the model is named for (RNNsearch-50 was
+        trained on sentences of up to 50 words, Section 4.2): 50 source words and ``<eos>``, and the
+        50 words of the translation after ``<bos>``, teacher-forced.
+        """
+        if name not in PAPER_CONFIGS:
+            raise ValueError(f"name must be one of {sorted(PAPER_CONFIGS)}, got {name!r}")
+        model = cls(**PAPER_CONFIGS[name])
+        words = model.target_length - 2  # the target's width holds <bos>, the words and <eos>
+        word = EOS_INDEX + 1  # the first word after the special tokens
+        source = torch.full((1, words + 1), word, dtype=torch.long)
+        source[:, -1] = EOS_INDEX
+        decoder_input = torch.full((1, words + 1), word, dtype=torch.long)
+        decoder_input[:, 0] = BOS_INDEX
+        model.example_input_array = (source, decoder_input)
+        model.input_size = (words + 1,)
+        return model
+
+    def forward_flops(self) -> int:
+        """The FLOPs of :meth:`forward` on ``example_input_array`` as :meth:`BaseModel.forward_flops`
+        counts them, from four short forwards instead of one long one.
+
+        The encoder runs its cells once per source word (S), and each of the T decoder steps runs the
+        same layers plus an alignment over the S annotations: the count is ``a + b S + c T + d S T``,
+        exactly. The forwards on the last one or two source tokens and the first one or two decoder
+        inputs give a, b, c and d. (Counting all 2 S + T steps at once gives the same number, as the
+        tests check, but on the meta device every operation's shape is worked out in Python: slow at
+        the paper's 51 and 51.)
+        """
+        example = getattr(self, "example_input_array", None)
+        if example is None:
+            raise ValueError(f"{type(self).__name__} has no example_input_array to count a forward pass on")
+        source, decoder_input = example
+        counts: dict[tuple[int, int], int] = {}
+        try:
+            for s in (1, 2):
+                for t in (1, 2):
+                    self.example_input_array = (source[:, -s:], decoder_input[:, :t])  # <eos> stays last
+                    counts[s, t] = super().forward_flops()
+        finally:
+            self.example_input_array = example
+        per_source_word = counts[2, 1] - counts[1, 1]
+        per_target_word = counts[1, 2] - counts[1, 1]
+        per_alignment = counts[2, 2] - counts[2, 1] - counts[1, 2] + counts[1, 1]  # one target word against one source word
+        extra_source, extra_target = source.shape[1] - 1, decoder_input.shape[1] - 1
+        return counts[1, 1] + extra_source * per_source_word + extra_target * per_target_word + extra_source * extra_target * per_alignment
 
     def _layer(self, input_size: int, hidden_size: int, fused: bool, reset_after: bool) -> RecurrentLayer:
         if self.cell == "lstm":

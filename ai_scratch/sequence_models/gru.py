@@ -49,7 +49,10 @@ input matrices are factored through rank-100 matrices, "equivalent to learning a
 dimension 100 for each word", over vocabularies of 15,000 words. :data:`PAPER_CONFIGS` holds the
 encoder as a :class:`GRUNetwork` (embedding and GRU layer; the paper's decoder and maxout readout are
 not part of it): 15,000 x 100 + 3 (1,000 (100 + 1,000) + 2 x 1,000) = 4,806,000 parameters before
-the readout, tested against ``nn.Embedding`` and ``nn.GRU``.
+the readout, tested against ``nn.Embedding`` and ``nn.GRU``. :meth:`GRUNetwork.paper_sized` builds
+it with its readout over the 15,000 words; the paper states no phrase length, so its example is one
+word, the unit in which the encoder's cost grows: ``2 x 3 x 1,000 (100 + 1,000)`` FLOPs for the
+gates and the candidate, ``2 x 1,000 x 15,000`` for the readout.
 
 Example::
 
@@ -208,6 +211,19 @@ class GRUNetwork(RecurrentNetwork):
             task, input_size, output_size, hidden_size, num_layers, embedding_size, fused, bptt_truncation, learning_rate, context_size
         )
         self.save_hyperparameters()
+
+    @classmethod
+    def paper_sized(cls) -> GRUNetwork:
+        """Cho et al.'s (2014) encoder (Section 4.1): 15,000 words embedded in 100 dimensions (the
+        paper's rank-100 factorisation of the input matrices), 1,000 gated units, and a readout over
+        the same 15,000 words: 4,806,000 parameters before the readout, 19,821,000 with it.
+
+        The paper gives no phrase length, so one example is one word: a phrase of T words costs T
+        times its ``2 x 3H (E + H) + 2 H V`` FLOPs.
+        """
+        model = cls(**PAPER_CONFIGS["cho_encoder"])
+        model.set_example_steps(1)
+        return model
 
     def layer_options(self) -> dict[str, Any]:
         return {"reset_after": self.reset_after}

@@ -56,6 +56,8 @@ the LSTM the language model of the 2010s are Zaremba, Sutskever and Vinyals's (2
 Neural Network Regularization") on the Penn Treebank: two layers over a 10,000-word vocabulary,
 "medium" with 650 units per layer (about 20M parameters) and "large" with 1,500 (about 66M), as the
 paper states. :data:`PAPER_CONFIGS` holds both; the counts are tested against ``nn.LSTM``.
+:meth:`LSTMNetwork.paper_sized` builds the large one, its example the paper's unrolled window of 35
+words.
 
 Example::
 
@@ -236,6 +238,23 @@ class LSTMNetwork(RecurrentNetwork):
             task, input_size, output_size, hidden_size, num_layers, embedding_size, fused, bptt_truncation, learning_rate, context_size
         )
         self.save_hyperparameters()
+
+    @classmethod
+    def paper_sized(cls, size: str = "large") -> LSTMNetwork:
+        """Zaremba, Sutskever and Vinyals's (2014) Penn Treebank language model, ``size`` ``"large"``
+        (the default: 1,500 units in each of two layers, 66,034,000 parameters, the paper's "66M")
+        or ``"medium"`` (650 units, 19,780,400, the paper's "20M"), over 10,000 words.
+
+        One example is the paper's training window: "we unroll it for 35 steps", 35 words in and the
+        scores of the next word at each of them. Per word, each layer's gates cost
+        ``2 x 4H (H + H)`` FLOPs and the softmax layer ``2 H V``: 35 (32 H^2 + 2 H V) in all.
+        """
+        name = f"zaremba_{size}"
+        if name not in PAPER_CONFIGS:
+            raise ValueError(f"size must be 'medium' or 'large', got {size!r}")
+        model = cls(**PAPER_CONFIGS[name])
+        model.set_example_steps(35)
+        return model
 
     def layer_options(self) -> dict[str, Any]:
         return {"forget_gate": self.forget_gate, "forget_bias": self.forget_bias}

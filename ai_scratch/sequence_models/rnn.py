@@ -29,10 +29,12 @@ Differences from the paper and options:
   truncation k > 1 is truncated BPTT (Williams and Peng, 1990): the state is detached every k steps;
 * the bias is split in two, ``b = bias_ih + bias_hh``, the layout of ``nn.RNN`` (see ``recurrent.py``).
 
-Paper-sized: Elman's letter-prediction network ("Discovering the notion 'word'"): 6 input units (a
-letter as a 5-bit vector, plus one), 20 hidden units with their 20 context units, 6 output units:
-6x20 + 20x20 + 20 + 20x6 + 6 = 666 weights and biases, 686 here with the split bias
-(:data:`PAPER_CONFIGS`, tested against ``nn.RNN``).
+Paper-sized (:meth:`ElmanNetwork.paper_sized`): Elman's letter-sequence network ("Structure in
+letter sequences"): 6 input units (a letter as 6 binary phonetic features), 20 hidden units with
+their 20 context units, 6 output units (the next letter's features): 6x20 + 20x20 + 20 + 20x6 + 6
+= 666 weights and biases, 686 here with the split bias (:data:`PAPER_CONFIGS`, tested against
+``nn.RNN``). The network reads one letter per time step; one step costs 2 (6x20 + 20x20 + 20x6) =
+1,280 floating-point operations.
 
 Example::
 
@@ -184,6 +186,21 @@ class ElmanNetwork(RecurrentNetwork):
             task, input_size, output_size, hidden_size, num_layers, embedding_size, fused, bptt_truncation, learning_rate, context_size
         )
         self.save_hyperparameters()
+
+    @classmethod
+    def paper_sized(cls) -> ElmanNetwork:
+        """Elman's (1990) letter-sequence network: 6 inputs, 20 hidden units (and their 20 context
+        units), 6 outputs; 686 parameters, the paper's 666 weights and biases plus the second bias of
+        ``nn.RNN``'s layout.
+
+        One example is one letter: Elman presented the letters one at a time, the context units
+        holding the hidden state of the step before, so one forward of one time step is what the
+        network computes per letter: ``2 (6 x 20 + 20 x 20 + 20 x 6) = 1,280`` FLOPs (the product
+        with the context runs on ``h_0 = 0`` here, as it runs on the copied state in the stream).
+        """
+        model = cls(**PAPER_CONFIGS["elman_letters"])
+        model.set_example_steps(1)
+        return model
 
     def layer_options(self) -> dict:
         return {"nonlinearity": self.nonlinearity}

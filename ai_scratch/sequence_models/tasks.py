@@ -29,6 +29,7 @@ Every metric is a torchmetrics object, so it is the global value under DDP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from lightning.pytorch.callbacks import Callback
@@ -48,6 +49,32 @@ from callbacks.sequence_figures import GateActivations, TextSamples, TimeStepGra
 
 Task = Literal["regression", "classification", "language_model"]
 PAD_INDEX, BOS_INDEX, EOS_INDEX = 0, 1, 2
+
+
+def stacked_flops(model: BaseModel, stacks: Sequence[tuple[nn.Module, str]]) -> int:
+    """:meth:`BaseModel.forward_flops` of ``model`` whose ``nn.ModuleList`` s ``getattr(owner, name)``
+    (one per entry of ``stacks``) each hold identical layers, without running every layer.
+
+    The count is ``outside + sum_k N_k x layer_k``: one forward with every stack emptied gives
+    ``outside``, one with a single layer of stack k (the others empty) adds ``layer_k``. On the meta
+    device each operation's shape is worked out in Python, so a deep model's full forward is slow;
+    the models' tests compare this count with the full one at a small size.
+    """
+    kept = [getattr(owner, name) for owner, name in stacks]
+    try:
+        for (owner, name), layers in zip(stacks, kept):
+            setattr(owner, name, layers[:0])
+        outside = BaseModel.forward_flops(model)
+        total = outside
+        for (owner, name), layers in zip(stacks, kept):
+            setattr(owner, name, layers[:1])
+            total += len(layers) * (BaseModel.forward_flops(model) - outside)
+            setattr(owner, name, layers[:0])
+    finally:
+        for (owner, name), layers in zip(stacks, kept):
+            setattr(owner, name, layers)
+    return total
+
 
 #: The datamodule attributes that a task's ``input_size`` and ``output_size`` must equal.
 DATA_SIZES: dict[str, tuple[str, str]] = {
@@ -341,11 +368,18 @@ class RecurrentNetwork(SequenceTaskModel):
             layer_input, hidden_size, num_layers=num_layers, fused=fused, bptt_truncation=bptt_truncation, **self.layer_options()
         )
         self.head = nn.Linear(hidden_size, output_size)
-        if task == "language_model":
-            self.example_input_array = torch.zeros(1, context_size or 8, dtype=torch.long)
-            self.input_size, self.output_size = (context_size or 8,), (context_size or 8, output_size)
+        self.set_example_steps((context_size or 8) if task == "language_model" else 8)  # a language model's training window
+
+    def set_example_steps(self, steps: int) -> None:
+        """Make ``example_input_array`` one sequence of ``steps`` time steps (zeros: features, or token 0
+        of a language model), and ``input_size`` and ``output_size`` those of one such sequence."""
+        check_positive("steps", steps)
+        output_size = self.head.out_features
+        if self.task == "language_model":
+            self.example_input_array = torch.zeros(1, steps, dtype=torch.long)
+            self.input_size, self.output_size = (steps,), (steps, output_size)
         else:
-            self.set_sizes((8, input_size), (output_size,) if task == "classification" else ())
+            self.set_sizes((steps, self.recurrent.input_size), (output_size,) if self.task == "classification" else ())
 
     def figures(self, every_n_epochs: int | None = None) -> list[Callback]:
         """The task's figures, and the recurrent ones: the gradient reaching each time step (why the
@@ -359,6 +393,25 @@ class RecurrentNetwork(SequenceTaskModel):
     def layer_options(self) -> dict[str, Any]:
         """The layer's own options (nonlinearity, forget gate, reset placement)."""
         return {}
+
+    def forward_flops(self) -> int:
+        """The FLOPs of :meth:`forward` on ``example_input_array`` as :meth:`BaseModel.forward_flops`
+        counts them, from the first two time steps: every step runs the same cells (and a language
+        model's readout), so the count is ``first step + (T - 1) x each further step``. (The full
+        count gives the same number, as the tests check; on the meta device, where every operation's
+        shape is worked out in Python, running all T steps of a paper-sized network is slow.)"""
+        example = self.example_input_array
+        steps = example.shape[1]
+        if steps <= 2:
+            return super().forward_flops()
+        try:
+            self.example_input_array = example[:, :1]
+            first = super().forward_flops()
+            self.example_input_array = example[:, :2]
+            each_further = super().forward_flops() - first
+        finally:
+            self.example_input_array = example
+        return first + (steps - 1) * each_further
 
     def forward(self, inputs: Tensor) -> Tensor:
         states, _ = self.recurrent(self.embedding(inputs))  # h_t for every t: (B, T, hidden)

@@ -50,7 +50,7 @@ hurts perplexity, as the model learns to be more unsure, but improves accuracy a
 
 Sizes (Table 3). The base model: ``N = 6, d_model = 512, d_ff = 2048, h = 8, d_k = d_v = 64,
 P_drop = 0.1``, "65M" parameters with the shared source-target vocabulary of about 37,000 byte-pair
-tokens of WMT 2014 English-German. :meth:`Transformer.base` builds it: exactly **63,082,496**
+tokens of WMT 2014 English-German. :meth:`Transformer.paper_sized` builds it: exactly **63,082,496**
 parameters, of which 18,944,000 the shared embedding (37,000 x 512), 18,914,304 the encoder
 (6 x 3,152,384) and 25,224,192 the decoder (6 x 4,204,032). The projections carry biases, as in
 the paper's code and ``nn.MultiheadAttention``; the output projection is the embedding, without a
@@ -78,7 +78,7 @@ Example::
     model = Transformer(source_vocab_size=13, target_vocab_size=13, target_length=10)
     scores = model(source, target[:, :-1])          # (B, 9, 13): teacher-forced
     decoded = model.greedy_decode(source)           # (B, 9) tokens
-    Transformer.base().parameter_count()            # 63,082,496
+    Transformer.paper_sized().parameter_count()     # 63,082,496
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from ai_scratch.base import check_choice
 from ai_scratch.info import ModelInfo
 from ai_scratch.sequence_models.attention import MultiHeadAttention, causal_mask, padding_mask
-from ai_scratch.sequence_models.tasks import BOS_INDEX, EOS_INDEX, PAD_INDEX, Seq2SeqModel, SequenceTaskModel
+from ai_scratch.sequence_models.tasks import BOS_INDEX, EOS_INDEX, PAD_INDEX, Seq2SeqModel, SequenceTaskModel, stacked_flops
 from callbacks import AttentionMaps
 
 PositionalEncodingKind = Literal["sinusoidal", "none"]
@@ -106,7 +106,7 @@ BASE_CONFIG: dict[str, Any] = {
     "source_vocab_size": 37_000, "target_vocab_size": 37_000, "d_model": 512, "num_heads": 8, "d_ff": 2048,
     "num_encoder_layers": 6, "num_decoder_layers": 6, "dropout": 0.1, "label_smoothing": 0.1, "warmup_steps": 4000,
 }  # fmt: skip
-#: :meth:`Transformer.base`'s parameter count (Table 3 says "65M").
+#: :meth:`Transformer.paper_sized`'s parameter count (Table 3 says "65M").
 BASE_PARAMETERS = 63_082_496
 ADAM_BETAS, ADAM_EPS = (0.9, 0.98), 1e-9  # Section 5.3
 
@@ -335,7 +335,7 @@ INFO = ModelInfo(
 class Transformer(WarmupAdam, Seq2SeqModel):
     """The Transformer encoder-decoder (Figure 1), trained teacher-forced, decoded greedily.
 
-    The defaults are a small model for a CPU (2 + 2 layers of width 64); :meth:`base` is the paper's.
+    The defaults are a small model for a CPU (2 + 2 layers of width 64); :meth:`paper_sized` is the paper's.
 
     Args:
         source_vocab_size, target_vocab_size: vocabulary sizes (the three special tokens included).
@@ -416,13 +416,32 @@ class Transformer(WarmupAdam, Seq2SeqModel):
         self.input_size, self.output_size = (8,), (target_length - 1, target_vocab_size)
 
     @classmethod
-    def base(cls, **overrides: Any) -> Transformer:
-        """The base model of Table 3 with the shared 37,000-token vocabulary: 63,082,496 parameters."""
-        return cls(**{"target_length": 256, **BASE_CONFIG, **overrides})
+    def paper_sized(cls, **overrides: Any) -> Transformer:
+        """The base model of Table 3 (N = 6, d_model = 512, d_ff = 2048, h = 8) with the shared
+        37,000-token vocabulary of WMT 2014 English-German: 63,082,496 parameters (the paper's "65M").
+
+        One example is a sentence pair at this model's length limit, ``target_length = 256`` (the
+        paper states no sentence length; its batches hold about 25,000 source and 25,000 target
+        tokens): 256 source tokens and the 255 decoder inputs, teacher-forced. FLOPs grow linearly
+        with the length in the projections and quadratically in the attention. Per layer the projections cost ``8 L d^2`` FLOPs, the two
+        products of the attention ``4 L L' d`` and the feed-forward ``4 L d d_ff``; the output
+        projection ``2 T d V``.
+        """
+        model = cls(**{"target_length": 256, **BASE_CONFIG, **overrides})
+        source = torch.full((1, model.target_length), EOS_INDEX + 1, dtype=torch.long)  # a word: no <pad>
+        model.example_input_array = (source, model.example_input_array[1])
+        model.input_size = (model.target_length,)
+        return model
 
     def parameter_count(self) -> int:
         """Distinct parameters (a shared embedding counted once)."""
         return sum(p.numel() for p in self.parameters())
+
+    def forward_flops(self) -> int:
+        """The FLOPs of :meth:`forward` on ``example_input_array`` as :meth:`BaseModel.forward_flops`
+        counts them, with one encoder and one decoder layer run instead of all: the layers of each
+        stack are identical (:func:`~ai_scratch.sequence_models.tasks.stacked_flops`)."""
+        return stacked_flops(self, [(self, "encoder_layers"), (self, "decoder_layers")])
 
     # ------------------------------------------------------------------ forward
     def encode(self, source: Tensor) -> tuple[Tensor, Tensor]:
