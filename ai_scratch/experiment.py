@@ -8,9 +8,13 @@ Each config under ``configs/<model>/<experiment>.yaml`` carries an ``experiment:
       description: A single threshold unit cannot compute XOR (Minsky and Papert, 1969).
       dataset_type: synthetic
       claim: {metric: val_accuracy, comparison: "<=", value: 0.75}
+      objectives:                    # which of the model's learning objectives the run demonstrates
+        - why linearly separable data is learned exactly and XOR never is
 
 The claim says what the history leads us to expect; at the end of ``fit`` the CLI compares the
-run's metric with it and says, in one line, whether the run reproduced it. The experiment also
+run's metric with it and says, in one line, whether the run reproduced it. A run that reproduces
+its claim marks its objectives met (``claim/objectives_met`` in its wandb summary; the model card
+of ``ai-scratch info`` reads them from the local runs). The experiment also
 gives the wandb naming of the planning document: run name, tags and group.
 """
 
@@ -58,6 +62,8 @@ class ClaimResult:
     experiment: str
     claim: Claim
     observed: float | None
+    objectives: list[str] = field(default_factory=list)
+    seconds: float | None = None  # of the fit (and the test) that checked it
 
     @property
     def reproduced(self) -> bool:
@@ -78,6 +84,8 @@ class ClaimResult:
             "claim/expected": self.claim.value,
             "claim/observed": self.observed,
             "claim/reproduced": self.reproduced,
+            "claim/objectives_met": list(self.objectives) if self.reproduced else [],
+            **({"claim/seconds": self.seconds} if self.seconds is not None else {}),
         }
 
 
@@ -100,6 +108,11 @@ class Experiment:
         tags: extra wandb tags.
         monitor: the metric the default checkpoint callback ranks checkpoints by.
         monitor_mode: ``min`` or ``max`` for ``monitor``.
+        objectives: the learning objectives of the model (its ``INFO.key_learning_objectives``, word
+            for word) that the run demonstrates; a reproduced claim marks them met.
+        paper_result: the paper's own result that the claim reproduces in miniature, with where the
+            paper shows it ("Figure 1: a four-layer CNN with ReLUs reaches 25% training error on
+            CIFAR-10 six times faster than with tanh"); the insight reports set the two side by side.
     """
 
     name: str = "default"
@@ -113,6 +126,8 @@ class Experiment:
     tags: list[str] = field(default_factory=list)
     monitor: str = "val_loss"
     monitor_mode: Literal["min", "max"] = "min"
+    objectives: list[str] = field(default_factory=list)
+    paper_result: str = ""
 
     def run_group(self, model_name: str) -> str:
         return self.group or f"{model_name}-{'strengths' if self.kind == 'strength' else 'weaknesses'}"
@@ -127,7 +142,11 @@ class Experiment:
             return None
         value = metrics.get(self.claim.metric)
         observed = float(value.item() if hasattr(value, "item") else value) if value is not None else None
-        return ClaimResult(self.name, self.claim, observed)
+        return ClaimResult(self.name, self.claim, observed, list(self.objectives))
+
+    def unknown_objectives(self, known: tuple[str, ...] | list[str]) -> list[str]:
+        """The objectives this experiment names that are not among ``known`` (the model's own)."""
+        return [objective for objective in self.objectives if objective not in known]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -252,3 +252,11 @@ def test_a_bug_in_a_model_is_its_own_traceback_not_a_one_line_usage_error(workdi
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "TypeError: unsupported operand type(s) for +: 'int' and 'str'" in result.stderr
     assert "ai-scratch: error" not in result.stderr
+
+
+def test_an_objective_the_model_does_not_teach_is_one_line_naming_its_objectives(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """experiment.objectives are the model's INFO.key_learning_objectives word for word; a typo is caught before training."""
+    line = error_line(capsys, ["fit", "--config", XOR, *QUIET, "--experiment.objectives", "[how backpropagation works]"])
+    assert "experiment.objectives: 'how backpropagation works' is not a learning objective of perceptron" in line
+    assert "why linearly separable data is learned exactly and XOR never is" in line  # what it could have said
+    assert not (workdir / "runs").exists()

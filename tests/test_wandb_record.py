@@ -33,6 +33,10 @@ def test_perceptron_xor_run_record(wandb_offline: Path) -> None:
     assert info["parameter_count"] == 3 and info["input_size"] == [2] and info["pattern"] == "numpy"
     assert log.config["experiment"]["claim"]["comparison"] == "<="
     assert log.config["cli"]["model"]["class_path"] == "ai_scratch.foundations.perceptron.Perceptron"
+    # the model's card: its paper, its size at the paper's scale, its code
+    card = log.config["card"]
+    assert card["paper_title"] and card["paper_parameters"] == 513 and card["lines_of_code"] > 10  # a Mark I response unit
+    assert card["source_file"].endswith("perceptron.py")
 
     # metrics under their standard names, one history row per epoch at least
     for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate"):
@@ -61,6 +65,9 @@ def test_perceptron_xor_run_record(wandb_offline: Path) -> None:
     # the claim, reproduced, in the summary; the run ended cleanly
     assert log.summary["claim/reproduced"] is True
     assert log.summary["claim/metric"] == "val_accuracy" and log.summary["claim/observed"] <= 0.75
+    # the learning objectives the experiment demonstrates, met because its claim reproduced
+    assert log.summary["claim/objectives_met"] == ["why linearly separable data is learned exactly and XOR never is"]
+    assert log.summary["claim/seconds"] > 0
     assert log.exit_code == 0
 
 
