@@ -5,6 +5,8 @@
     ai-scratch list                                     # the models and experiments
     ai-scratch info lenet5                              # a model's card
     ai-scratch compare module-1                         # Perceptron, ADALINE, MLP side by side
+    ai-scratch compare history                          # the capability matrix and the progression
+    ai-scratch dashboard                                # a static site of runs/, opened offline
     ai-scratch fit --config perceptron/xor_weakness     # train: figures, checkpoints, metrics.csv
     ai-scratch fit --config lenet5/mnist --wandb        # ... tracked in wandb
     ai-scratch fit --config lenet5/mnist --print_config
@@ -45,6 +47,7 @@ import math
 import os
 import re
 import sys
+import time
 import warnings
 import zipfile
 from typing import Any, Literal
@@ -58,6 +61,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 
 import datamodules  # noqa: F401  (registers the datamodules for class names on the command line)
 from ai_scratch.experiment import ClaimResult, Experiment
+from ai_scratch.info import ModelInfo
 from ai_scratch.numpy_adapter import NumPyModel
 from ai_scratch.registry import COMPARISONS, experiments, find_config, models
 from ai_scratch.resume import ContinueWandbSteps, RecordRun, RunRecord, continuing_csv_logger, read_record
@@ -156,6 +160,8 @@ Lightning (LightningCLI), each experiment tracked in Weights & Biases.
   ai-scratch list                                  the models and experiments, with their claims
   ai-scratch info lenet5                           a model's card: paper, objectives, code, experiments
   ai-scratch compare module-1                      several models side by side
+  ai-scratch compare history                       every model against shared tasks, by year
+  ai-scratch dashboard                             a static site of the local runs (offline)
   ai-scratch fit --config perceptron/xor_weakness  train one experiment (figures, checkpoints)
   ai-scratch fit --config lenet5/mnist --wandb     ... tracked in wandb (--wandb_mode offline)
   ai-scratch fit --help                            every option: trainer, model, data, tracking
@@ -163,7 +169,7 @@ Lightning (LightningCLI), each experiment tracked in Weights & Biases.
   ai-scratch sweep lenet5 --local --trials 20      a hyperparameter sweep (Optuna here, or wandb agent)"""
 
 EPILOG = """\
-list, info, compare, reproduce and sweep are ai-scratch's own: `ai-scratch reproduce --help`, ...
+list, info, compare, dashboard, reproduce and sweep are ai-scratch's own: `ai-scratch reproduce --help`, ...
 fit, validate, test and predict are Lightning's, with --config taking an experiment's name,
 --wandb and its options, --figures, and a claim checked at the end of fit."""
 
@@ -270,6 +276,14 @@ class AIScratchCLI(LightningCLI):
             if not isinstance(cause, (ValueError, FileNotFoundError)):
                 raise cause from None
             raise ConfigurationError(str(error) if isinstance(error, ConfigurationError) else one_line(str(error))) from error
+        experiment: Experiment = section(self.config_init)["experiment"]
+        info = getattr(self.model, "INFO", None)
+        unknown = experiment.unknown_objectives(info.key_learning_objectives) if info is not None else []
+        if unknown:
+            raise ConfigurationError(
+                f"experiment.objectives: {unknown[0]!r} is not a learning objective of {info.name}; its objectives are: "
+                + "; ".join(info.key_learning_objectives)
+            )
         if isinstance(self.model, NumPyModel) and section(self.config_init).get("optimizer"):
             raise ConfigurationError(f"{type(self.model).__name__} learns by its own NumPy rule; --optimizer does not apply to it")
 
@@ -307,6 +321,13 @@ class AIScratchCLI(LightningCLI):
         kwargs.update(logger=loggers or False, callbacks=configured + callbacks)
         return super().instantiate_trainer(**kwargs)
 
+    def _card(self) -> dict[str, Any]:
+        """``{"card": ...}``: the model's card (:func:`ai_scratch.cards.static_card`, the part that
+        needs no runs), for the run's config; nothing for a model without ``INFO``."""
+        from ai_scratch.cards import static_card
+
+        return {"card": static_card(type(self.model))} if isinstance(getattr(type(self.model), "INFO", None), ModelInfo) else {}
+
     def _local_loggers(self, configured: Any, root: str, model_name: str, experiment: Experiment, resumed: RunRecord | None) -> list[Logger]:
         """The CSV logger of ``runs/<model>/<experiment>/version_N``; a resumed fit's own folder."""
         if configured is False:
@@ -337,7 +358,7 @@ class AIScratchCLI(LightningCLI):
             group=config.wandb_group or experiment.run_group(model_name),
             job_type=config.wandb_job_type or self.subcommand or "fit",
             notes=config.wandb_notes or experiment.description or None,
-            config={"experiment": experiment.to_dict()},
+            config={"experiment": experiment.to_dict(), **self._card()},
         )
         save_dir = os.environ.get("WANDB_DIR") or root
         continued = resumed.wandb_id if resumed is not None and config.wandb_resume != "never" else None
@@ -390,7 +411,11 @@ class AIScratchCLI(LightningCLI):
             where = f"local logs in {self.log_dir}" + (f"; wandb {self.wandb_mode}" if self.wandb_mode else "")
             print(f"[ai-scratch] {self.subcommand}: {where}", flush=True)
 
-    before_fit = before_validate = before_test = before_predict = _announce
+    before_validate = before_test = before_predict = _announce
+
+    def before_fit(self) -> None:
+        self._announce()
+        self._fit_started = time.perf_counter()  # the claim records how long reproducing it took
 
     def after_fit(self) -> None:
         experiment: Experiment = section(self.config_init)["experiment"]
@@ -402,6 +427,8 @@ class AIScratchCLI(LightningCLI):
             results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best" if best else None, verbose=False)
             metrics.update(results[0] if results else {})
         self.claim_result = experiment.check(metrics)
+        if self.claim_result is not None:
+            self.claim_result.seconds = round(time.perf_counter() - self._fit_started, 2)
         if self.trainer.is_global_zero and self.claim_result is not None:
             print(self.claim_result.line(), flush=True)
             self._log_claim(self.claim_result)
@@ -527,7 +554,7 @@ def _finish_wandb(exit_code: int) -> None:
 
 
 #: ai-scratch's own commands beside Lightning's: the module whose ``main(args) -> int`` runs each.
-COMMANDS = {"sweep": "ai_scratch.sweep", "reproduce": "ai_scratch.reproduce"}
+COMMANDS = {"sweep": "ai_scratch.sweep", "reproduce": "ai_scratch.reproduce", "dashboard": "ai_scratch.dashboard"}
 
 
 def main(args: list[str] | None = None, extra_callbacks: list[Callback] | None = None) -> AIScratchCLI | None:

@@ -44,6 +44,12 @@ MODEL_MODULES = (
 #: ``ai-scratch compare <name>``: the module whose ``main(args)`` runs it, and what it shows.
 COMPARISONS = {
     "module-1": ("ai_scratch.comparisons.module1", "Perceptron, ADALINE and MLP on linear data and on XOR"),
+    "module-2": ("ai_scratch.comparisons.module2", "depth without and with shortcuts, ReLU against sigmoid, accuracy per parameter"),
+    "module-3": ("ai_scratch.comparisons.module3", "R-CNN, Faster R-CNN and YOLO: accuracy against speed; RoIAlign against RoIPool; U-Net's skips"),
+    "module-4": ("ai_scratch.comparisons.module4", "RNN, LSTM and GRU on the adding problem; attention against none"),
+    "module-5": ("ai_scratch.comparisons.module5", "samples of VAE, GAN, DCGAN and DDPM side by side"),
+    "module-6": ("ai_scratch.comparisons.module6", "GCN against an MLP; BERT's pre-training; BitNet's ternary weights against full precision"),
+    "history": ("ai_scratch.comparisons.history", "the capability matrix: every model on shared tasks, by year"),
 }
 
 
@@ -88,7 +94,8 @@ def find_config(name: str) -> Path | None:
 
 
 def experiments(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Each experiment config: its name (``perceptron/xor_weakness``), path, kind and claim."""
+    """Each experiment config: its name (``perceptron/xor_weakness``), path, kind, claim and the
+    learning objectives it demonstrates."""
     directory = directory or configs_dir()
     found = []
     for path in sorted(directory.glob("*/*.yaml")):
@@ -102,6 +109,9 @@ def experiments(directory: Path | None = None) -> list[dict[str, Any]]:
                 "path": str(path),
                 "kind": experiment.get("kind", "strength"),
                 "claim": f"{claim['metric']} {claim['comparison']} {claim['value']}" if claim else None,
+                "objectives": list(experiment.get("objectives") or []),
+                "paper_result": experiment.get("paper_result") or "",
+                "description": " ".join(str(experiment.get("description") or "").split()),
             }
         )
     return found
