@@ -48,7 +48,7 @@ COMPARISONS = {
     "module-3": ("ai_scratch.comparisons.module3", "R-CNN, Faster R-CNN and YOLO: accuracy against speed; RoIAlign against RoIPool; U-Net's skips"),
     "module-4": ("ai_scratch.comparisons.module4", "RNN, LSTM and GRU on the adding problem; attention against none"),
     "module-5": ("ai_scratch.comparisons.module5", "samples of VAE, GAN, DCGAN and DDPM side by side"),
-    "module-6": ("ai_scratch.comparisons.module6", "GCN against an MLP; BERT's pre-training; BitNet's ternary weights against full precision"),
+    "module-6": ("ai_scratch.comparisons.module6", "GCN against an MLP and a deep, over-smoothed GCN; BERT's masked-LM pre-training against the best constant guess; BitNet b1.58 against its full-precision twin"),
     "history": ("ai_scratch.comparisons.history", "the capability matrix: every model on shared tasks, by year"),
 }
 
