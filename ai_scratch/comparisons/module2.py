@@ -47,7 +47,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,25 +55,13 @@ import torch
 import yaml
 from matplotlib.figure import Figure
 
-from ai_scratch.comparisons.runs import FittedRun, as_rows, comparison_parser, fit_experiment, log_comparison
+from ai_scratch.comparisons.runs import ContrastRun, FittedRun, as_rows, comparison_parser, fit_experiment, log_comparison
 from ai_scratch.registry import configs_dir
 from callbacks import plots
 
 NAME = "depth-shortcuts-and-efficiency"
 FIGURE = "cnn_revolution.png"
 NUMBERS = "cnn_revolution.json"
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run of the comparison: its key (in the table and in wandb), how the figure names it, its
-    config, the contrast it belongs to, and its colour."""
-
-    key: str
-    label: str
-    config: str
-    contrast: str
-    color: str
 
 
 #: The three contrasts, in the order of the figure's panels.
@@ -84,13 +71,13 @@ CONTRASTS = {
     "accuracy_per_parameter": "test accuracy against parameter count (VGG-16 against GoogLeNet, 2014)",
 }
 RUNS = (
-    Run("plain-20", "plain-20", "resnet/degradation_plain20", "degradation", "#1f77b4"),
-    Run("plain-32", "plain-32", "resnet/degradation_plain32", "degradation", "#d62728"),
-    Run("resnet-32", "ResNet-32", "resnet/degradation_resnet32", "degradation", "#2ca02c"),
-    Run("alexnet-relu", "AlexNet, ReLU units", "alexnet/relu_strength", "relu_vs_sigmoid", "#1f77b4"),
-    Run("alexnet-sigmoid", "AlexNet, sigmoid units", "alexnet/sigmoid_weakness", "relu_vs_sigmoid", "#d62728"),
-    Run("vgg-16", "VGG-16", "vgg/depth_strength", "accuracy_per_parameter", "#d62728"),
-    Run("googlenet", "GoogLeNet", "googlenet/fewer_parameters_strength", "accuracy_per_parameter", "#2ca02c"),
+    ContrastRun("plain-20", "plain-20", "resnet/degradation_plain20", "degradation", "#1f77b4"),
+    ContrastRun("plain-32", "plain-32", "resnet/degradation_plain32", "degradation", "#d62728"),
+    ContrastRun("resnet-32", "ResNet-32", "resnet/degradation_resnet32", "degradation", "#2ca02c"),
+    ContrastRun("alexnet-relu", "AlexNet, ReLU units", "alexnet/relu_strength", "relu_vs_sigmoid", "#1f77b4"),
+    ContrastRun("alexnet-sigmoid", "AlexNet, sigmoid units", "alexnet/sigmoid_weakness", "relu_vs_sigmoid", "#d62728"),
+    ContrastRun("vgg-16", "VGG-16", "vgg/depth_strength", "accuracy_per_parameter", "#d62728"),
+    ContrastRun("googlenet", "GoogLeNet", "googlenet/fewer_parameters_strength", "accuracy_per_parameter", "#2ca02c"),
 )
 #: AlexNet's Figure 1 measures the epochs to reach this training error.
 ALEXNET_MARK = 0.25
@@ -118,7 +105,7 @@ def config_parameter_count(config: str) -> int:
     return parameter_count(model["class_path"], model.get("init_args", {}))
 
 
-def runs_of(contrasts: list[str]) -> list[Run]:
+def runs_of(contrasts: list[str]) -> list[ContrastRun]:
     """The runs of the chosen contrasts, in the order of :data:`RUNS`."""
     return [run for run in RUNS if run.contrast in contrasts]
 

@@ -132,25 +132,13 @@ def _instance(spec: dict[str, Any], **changes: Any) -> Any:
     return getattr(importlib.import_module(module_name), class_name)(**{**spec.get("init_args", {}), **changes})
 
 
-def tested_checkpoint(run: FittedRun) -> Path:
-    """The checkpoint the run's test used: the best by the config's monitor (``last.ckpt`` when
-    the fit kept no best)."""
-    folder = run.log_dir / "checkpoints"
-    best = sorted(folder.glob("best*.ckpt"))
-    if best:
-        return best[-1]
-    if (folder / "last.ckpt").is_file():
-        return folder / "last.ckpt"
-    raise FileNotFoundError(f"the run {run.experiment} left no checkpoint in {folder}")
-
-
 def draw_samples(entry: Entry, run: FittedRun, n: int, seed: int) -> tuple[np.ndarray, Path]:
     """Load the run's tested checkpoint as the config's model class and call its own ``sample(n)``,
     with the global random numbers seeded by ``seed`` (the caller's random state is kept)."""
     model_class_path = _config(entry.config)["model"]["class_path"]
     module_name, class_name = model_class_path.rsplit(".", 1)
     model_class = getattr(importlib.import_module(module_name), class_name)
-    checkpoint = tested_checkpoint(run)
+    checkpoint = run.tested_checkpoint()
     model = model_class.load_from_checkpoint(checkpoint, map_location="cpu").eval()
     with torch.no_grad(), seeded_random_state(torch.device("cpu"), seed):
         samples = model.sample(n)

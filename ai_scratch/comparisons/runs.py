@@ -61,9 +61,32 @@ class FittedRun:
         values = self.curve(metric)
         return values[-1][1] if values else math.nan
 
+    def tested_checkpoint(self) -> Path:
+        """The checkpoint the run's test used: the best by the config's monitor (``last.ckpt`` when
+        the fit kept no best)."""
+        folder = self.log_dir / "checkpoints"
+        best = sorted(folder.glob("best*.ckpt"))
+        if best:
+            return best[-1]
+        if (folder / "last.ckpt").is_file():
+            return folder / "last.ckpt"
+        raise FileNotFoundError(f"the run {self.experiment} left no checkpoint in {folder}")
+
     @property
     def reproduced(self) -> bool | None:
         return None if self.claim_result is None else self.claim_result.reproduced
+
+
+@dataclass(frozen=True)
+class ContrastRun:
+    """One run of a comparison with several contrasts: its key (in the table and in wandb), how the
+    figure names it, its config, the contrast it belongs to, and its colour."""
+
+    key: str
+    label: str
+    config: str
+    contrast: str
+    color: str
 
 
 def read_metrics(log_dir: str | Path) -> list[dict[str, str]]:
