@@ -45,7 +45,7 @@ MODEL_MODULES = (
 COMPARISONS = {
     "module-1": ("ai_scratch.comparisons.module1", "Perceptron, ADALINE and MLP on linear data and on XOR"),
     "module-2": ("ai_scratch.comparisons.module2", "depth without and with shortcuts, ReLU against sigmoid, accuracy per parameter"),
-    "module-3": ("ai_scratch.comparisons.module3", "R-CNN, Faster R-CNN and YOLO: accuracy against speed; RoIAlign against RoIPool; U-Net's skips"),
+    "module-3": ("ai_scratch.comparisons.module3", "R-CNN, Faster R-CNN and YOLO by test mAP against images per second and by recall on crowded cells; RoIAlign against RoIPool; U-Net with and without skips and weight map"),
     "module-4": ("ai_scratch.comparisons.module4", "RNN, LSTM and GRU on the adding problem; attention against none"),
     "module-5": ("ai_scratch.comparisons.module5", "samples of VAE, GAN, DCGAN and DDPM side by side"),
     "module-6": ("ai_scratch.comparisons.module6", "GCN against an MLP and a deep, over-smoothed GCN; BERT's masked-LM pre-training against the best constant guess; BitNet b1.58 against its full-precision twin"),

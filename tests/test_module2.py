@@ -54,6 +54,7 @@ def test_an_unknown_contrast_is_one_line_and_exit_2(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.slow
+@pytest.mark.comparisons  # each config fitted again, as reproduce --all fits it: outside CI, like the seeds
 def test_the_three_contrasts_at_full_size(workdir: Path) -> None:
     """The configs at their own sizes and seed: the orderings each paper reports, with margin."""
     assert module2.main(["--out", "cmp"]) == 0

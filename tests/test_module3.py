@@ -59,6 +59,7 @@ def test_an_unknown_contrast_is_one_line_and_exit_2(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.slow
+@pytest.mark.comparisons  # each config fitted again, as reproduce --all fits it: outside CI, like the seeds
 def test_speed_masks_and_skips_at_full_size(workdir: Path) -> None:
     """The configs at their own sizes and seed: the orderings the papers report, with margin."""
     assert module3.main(["--out", "cmp"]) == 0

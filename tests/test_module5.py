@@ -73,6 +73,7 @@ def test_unknown_model_is_one_line_and_exit_2(models: str, capsys: pytest.Captur
 
 
 @pytest.mark.slow
+@pytest.mark.comparisons  # each config fitted again, as reproduce --all fits it: outside CI, like the seeds
 def test_the_vae_blurs_while_the_dcgan_and_ddpm_draw_digits_close_to_real_ones(workdir: Path) -> None:
     """Every config at its own size, seed 0 (the configs' own): the samples of the three digit
     models side by side, and the numbers their runs logged."""
