@@ -22,6 +22,7 @@ def test_mnist_fit_draws_the_cnn_figures(workdir: Path) -> None:
     assert {"learning_curves", "confusion_matrix", "gradient_flow", "conv_filters", "feature_maps"} <= figures
 
 
+@pytest.mark.slow  # the whole experiment: a claim at full size
 def test_shifted_digits_weakness(workdir: Path) -> None:
     cli = main(["fit", "--config", config("lenet5/shifted_digits_weakness"), *QUIET, "--figures", "false"])
     assert cli.claim_result.reproduced, cli.claim_result.line()
