@@ -4,8 +4,8 @@ A tutorial's commands are the lines ``$ ai-scratch ...`` of its ``console`` bloc
 in its quick form: a fit at the smoke sizes of ``ai-scratch reproduce --quick`` (one epoch of two
 batches), a comparison or a reproduction with ``--quick``, a sweep checked as wandb would check it.
 The figures and claims they show need the full runs, which ``reproduce`` checks; here, that the
-commands and their options still exist, and that the figures a tutorial names are the ones its
-commands draw.
+commands and their options still exist, that the figures a tutorial names are among those its
+commands draw, and that the images it embeds are committed.
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ def test_the_figures_a_tutorial_shows_are_files_of_the_project() -> None:
             assert (tutorial.parent / image).resolve().is_file(), (tutorial.name, image)
 
 
+def figures_named(tutorial: Path) -> set[str]:
+    """The figure files a tutorial's text names (`` `learning_curves.png` ``, `` `runs/comparisons/module-1/x.png` ``)."""
+    return set(re.findall(r"`([A-Za-z0-9_./-]+\.png)`", tutorial.read_text(encoding="utf-8")))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("tutorial", tutorials(), ids=lambda path: path.stem)
 def test_every_command_of_a_tutorial_runs_in_its_quick_form(tutorial: Path, workdir: Path, wandb_offline: Path) -> None:
@@ -85,3 +90,7 @@ def test_every_command_of_a_tutorial_runs_in_its_quick_form(tutorial: Path, work
             main(form)
         except SystemExit as ended:
             assert ended.code in (0, None), (tutorial.name, form, ended.code)
+    # every figure the text tells the reader to open is one that its commands drew
+    drawn = {path.name for path in workdir.rglob("*.png")}
+    for name in figures_named(tutorial):
+        assert (workdir / name).is_file() if "/" in name else name in drawn, (tutorial.name, name, sorted(drawn))
