@@ -120,8 +120,10 @@ class Run:
 
     @property
     def epochs(self) -> int | None:
-        """How many epochs the run logged."""
-        epochs = [int(float(row["epoch"])) for row in self.rows if row.get("epoch")]
+        """How many epochs the run trained: those with a training or validation row (the test after
+        the fit is logged at the epoch after the last)."""
+        epochs = [int(float(row["epoch"])) for row in self.rows if row.get("epoch")
+                  and any(value not in (None, "") for key, value in row.items() if key.startswith(("train", "val")))]  # fmt: skip
         return max(epochs) + 1 if epochs else None
 
 
@@ -548,6 +550,7 @@ ul.objectives li { margin: .25rem 0; padding-left: 1.6rem; text-indent: -1.6rem;
 figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: .5rem; background: #fff; }
 figure img { display: block; margin: 0 auto; }
 figcaption { font-size: .88rem; color: var(--muted); text-align: center; margin-top: .3rem; }
+td.paper { min-width: 18rem; }
 .note { background: #fff8e1; border: 1px solid #f1deb0; border-radius: 8px; padding: .7rem 1rem; }
 details summary { cursor: pointer; font-weight: 600; margin: .4rem 0; }
 footer { max-width: 1100px; margin: 0 auto; padding: 1rem; color: var(--muted); font-size: .85rem; border-top: 1px solid var(--line); }
@@ -555,6 +558,7 @@ footer { max-width: 1100px; margin: 0 auto; padding: 1rem; color: var(--muted); 
   body { font-size: 15px; }
   h1 { font-size: 1.35rem; }
   main { padding: .7rem .75rem 2rem; }
+  td.paper { min-width: 0; }
   .facts { grid-template-columns: 1fr; gap: 0; }
   .facts dd { margin-bottom: .35rem; }
   th, td { padding: .35rem .45rem; }
@@ -817,7 +821,7 @@ The same report as markdown: <a href="{{ markdown }}">{{ markdown }}</a>.</p>
   {% for row in module.insights %}
     <tr>
       <td>{{ row.experiment | breakable }} <span class="badge kind">{{ row.kind }}</span><br><span class="small muted">{{ row.model }}</span></td>
-      <td class="small">{{ row.paper }}</td>
+      <td class="small paper">{{ row.paper }}</td>
       <td><code>{{ row.claim }}</code></td>
       <td class="num">{{ cell(row.observed) }}</td>
       <td class="num">{{ "–" if row.margin is none else "%+.3g" | format(row.margin) }}</td>
