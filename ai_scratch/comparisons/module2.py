@@ -55,7 +55,7 @@ import torch
 import yaml
 from matplotlib.figure import Figure
 
-from ai_scratch.comparisons.runs import ContrastRun, FittedRun, as_rows, comparison_parser, fit_experiment, log_comparison
+from ai_scratch.comparisons.runs import ContrastRun, FittedRun, as_rows, chosen_contrasts, comparison_parser, fit_experiment, log_comparison
 from ai_scratch.registry import configs_dir
 from callbacks import plots
 
@@ -327,12 +327,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = comparison_parser(2, __doc__.split("\n\n")[0])
-    parser.add_argument("--contrast", action="append", choices=list(CONTRASTS), dest="contrasts",
-                        help="draw only this contrast (repeatable; default: all three): " +
-                        "; ".join(f"{name}: {what}" for name, what in CONTRASTS.items()))  # fmt: skip
+    parser = comparison_parser(2, __doc__.split("\n\n")[0], CONTRASTS)
     options = parser.parse_args(args)
-    contrasts = [name for name in CONTRASTS if name in (options.contrasts or CONTRASTS)]
+    contrasts = list(chosen_contrasts(options, list(CONTRASTS)))
     out = Path(options.out)
     fitted = fit_all(options.seed, options.quick, out, contrasts)
     results = numbers(fitted, options.seed, options.quick)

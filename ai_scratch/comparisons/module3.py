@@ -74,7 +74,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from ai_scratch.applying_cnns.detection import RecallAtIoU
-from ai_scratch.comparisons.runs import ContrastRun, FittedRun, comparison_parser, fit_experiment, log_comparison
+from ai_scratch.comparisons.runs import ContrastRun, FittedRun, chosen_contrasts, comparison_parser, fit_experiment, log_comparison
 from ai_scratch.registry import find_config
 from callbacks import plots
 
@@ -488,12 +488,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = comparison_parser(3, __doc__.split("\n\n")[0])
-    parser.add_argument("--contrast", action="append", choices=list(CONTRASTS), dest="contrasts",
-                        help="draw only this contrast (repeatable; default: all four): " +
-                        "; ".join(f"{name}: {what}" for name, what in CONTRASTS.items()))  # fmt: skip
+    parser = comparison_parser(3, __doc__.split("\n\n")[0], CONTRASTS)
     options = parser.parse_args(args)
-    contrasts = [name for name in CONTRASTS if name in (options.contrasts or CONTRASTS)]
+    contrasts = list(chosen_contrasts(options, list(CONTRASTS)))
     out = Path(options.out)
     results = run(options.seed, options.quick, root=out, contrasts=contrasts)
     path = plots.save_figure(figure(results), out / FIGURE)

@@ -65,7 +65,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ai_scratch.comparisons.runs import FittedRun, comparison_parser, fit_experiment, log_comparison
+from ai_scratch.comparisons.runs import FittedRun, chosen_contrasts, comparison_parser, fit_experiment, log_comparison
 from callbacks import plots
 
 NAME = "sequence-memory"
@@ -243,12 +243,9 @@ def table(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = comparison_parser(4, __doc__.split("\n\n")[0])
-    parser.add_argument("--contrast", action="append", choices=list(CONTRASTS), dest="contrasts",
-                        help="draw only this contrast (repeatable; default: both): " +
-                        "; ".join(f"{name}: {what}" for name, what in CONTRAST_HELP.items()))  # fmt: skip
+    parser = comparison_parser(4, __doc__.split("\n\n")[0], CONTRAST_HELP)
     options = parser.parse_args(args)
-    contrasts = tuple(name for name in CONTRASTS if name in (options.contrasts or CONTRASTS))
+    contrasts = chosen_contrasts(options, list(CONTRASTS))
     out = Path(options.out)
     results = run(options.seed, options.quick, root=out, contrasts=contrasts)
     path = plots.save_figure(figure(results), out / "sequence_memory.png")

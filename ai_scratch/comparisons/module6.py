@@ -75,7 +75,7 @@ import yaml
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from ai_scratch.comparisons.runs import FittedRun, comparison_parser, fit_experiment, log_comparison
+from ai_scratch.comparisons.runs import FittedRun, chosen_contrasts, comparison_parser, fit_experiment, log_comparison
 from callbacks import plots
 
 NAME = "modern-paradigm"
@@ -466,12 +466,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = comparison_parser(6, __doc__.split("\n\n")[0])
-    parser.add_argument("--contrast", action="append", choices=list(CONTRASTS), dest="contrasts",
-                        help="draw only this contrast (repeatable; default: all three): " +
-                        "; ".join(f"{name}: {what}" for name, what in CONTRAST_HELP.items()))  # fmt: skip
+    parser = comparison_parser(6, __doc__.split("\n\n")[0], CONTRAST_HELP)
     options = parser.parse_args(args)
-    contrasts = tuple(name for name in CONTRASTS if name in (options.contrasts or CONTRASTS))
+    contrasts = chosen_contrasts(options, list(CONTRASTS))
     out = Path(options.out)
     results = run(options.seed, options.quick, root=out, contrasts=contrasts)
     path = plots.save_figure(figure(results), out / FIGURE)
