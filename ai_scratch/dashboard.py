@@ -624,6 +624,19 @@ MACROS = """\
   </tbody>
 </table></div>
 {% endmacro %}
+{% macro experiment_rows(experiments, short=false) %}
+{% for entry in experiments %}
+<tr>
+  {% set name = entry.name.split("/", 1)[1] if short else entry.name | breakable %}
+  <td>{% if entry.page %}<a href="{{ entry.page }}">{{ name }}</a>{% else %}{{ name }}{% endif %}
+    <span class="badge kind">{{ entry.kind }}</span></td>
+  <td>{% if entry.claim %}<code>{{ entry.claim }}</code>{% else %}<span class="muted">–</span>{% endif %}</td>
+  <td>{{ verdict(entry.last_run) }}</td>
+</tr>
+{% else %}
+<tr><td colspan="3" class="muted">no experiment yet</td></tr>
+{% endfor %}
+{% endmacro %}
 {% macro table(columns, rows) %}
 <div class="table-wrap"><table>
   <thead><tr>{% for column in columns %}<th>{{ column }}</th>{% endfor %}</tr></thead>
@@ -634,7 +647,7 @@ MACROS = """\
 
 INDEX = """\
 {% extends "base.html.j2" %}
-{% from "macros.html.j2" import verdict, runs_table %}
+{% from "macros.html.j2" import verdict, runs_table, experiment_rows %}
 {% block main %}
 <h1>The history of neural networks, run locally</h1>
 <p class="lead">{{ cards | length }} models, {{ experiment_count }} experiments with their historical claims:
@@ -707,16 +720,7 @@ Fit one with <code>ai-scratch fit --config &lt;experiment&gt;</code>.</p>
   <tbody>
     <tr class="group"><th colspan="3" scope="rowgroup"><a href="module-{{ card.module }}.html#{{ card.name }}">{{ card.full_name }}</a>
       <span class="muted small">{{ card.year_introduced }}, module {{ card.module }}</span></th></tr>
-    {% for entry in card.experiments %}
-    <tr>
-      <td>{% if entry.page %}<a href="{{ entry.page }}">{{ entry.name.split("/", 1)[1] }}</a>{% else %}{{ entry.name.split("/", 1)[1] }}{% endif %}
-        <span class="badge kind">{{ entry.kind }}</span></td>
-      <td>{% if entry.claim %}<code>{{ entry.claim }}</code>{% else %}<span class="muted">–</span>{% endif %}</td>
-      <td>{{ verdict(entry.last_run) }}</td>
-    </tr>
-    {% else %}
-    <tr><td colspan="3" class="muted">no experiment yet</td></tr>
-    {% endfor %}
+    {{ experiment_rows(card.experiments, short=true) }}
   </tbody>
   {% endfor %}
 </table></div>
@@ -732,7 +736,7 @@ Fit one with <code>ai-scratch fit --config &lt;experiment&gt;</code>.</p>
 
 MODULE = """\
 {% extends "base.html.j2" %}
-{% from "macros.html.j2" import verdict, runs_table, table %}
+{% from "macros.html.j2" import verdict, runs_table, table, experiment_rows %}
 {% block main %}
 <h1>{{ title }}</h1>
 <p class="lead">{% for card in module.models %}<a href="#{{ card.name }}">{{ card.full_name }}</a> ({{ card.year_introduced }}){{ ", " if not loop.last }}{% endfor %}</p>
@@ -784,16 +788,7 @@ MODULE = """\
   <div class="table-wrap"><table class="stack">
     <thead><tr><th>experiment</th><th>claim</th><th>last local fit</th></tr></thead>
     <tbody>
-    {% for entry in card.experiments %}
-      <tr>
-        <td>{% if entry.page %}<a href="{{ entry.page }}">{{ entry.name | breakable }}</a>{% else %}{{ entry.name | breakable }}{% endif %}
-          <span class="badge kind">{{ entry.kind }}</span></td>
-        <td>{% if entry.claim %}<code>{{ entry.claim }}</code>{% else %}–{% endif %}</td>
-        <td>{{ verdict(entry.last_run) }}</td>
-      </tr>
-    {% else %}
-      <tr><td colspan="3" class="muted">no experiment yet</td></tr>
-    {% endfor %}
+    {{ experiment_rows(card.experiments) }}
     </tbody>
   </table></div>
   {% set own = module.runs | selectattr("model", "equalto", card.name) | list %}
