@@ -94,11 +94,18 @@ def _quiet_lightning() -> Iterator[None]:
 def experiment_size(config_path: str | Path) -> tuple[int, int | None]:
     """The parameters of the model that an experiment config builds, as ``ai-scratch fit`` builds it
     (the whole LightningModule: a GAN's two networks, BitNet's full-precision twin where it has one),
-    and the FLOPs of its forward pass on one example (``None`` for a model without an example input)."""
+    and the FLOPs of its forward pass on one example (``None`` for a model without an example input).
+    Built once per version of the config file in a process (the dashboard and ``info`` both ask)."""
+    path = Path(config_path).resolve()
+    return _experiment_size(path, path.stat().st_mtime_ns)
+
+
+@functools.cache
+def _experiment_size(path: Path, modified: int) -> tuple[int, int | None]:
     from ai_scratch.cli import AIScratchCLI  # the CLI imports the registry, as this module does
 
     with _quiet_lightning(), contextlib.redirect_stdout(io.StringIO()):
-        cli = AIScratchCLI(["--config", str(config_path), "--trainer.logger=false", "--figures=false"], run=False)
+        cli = AIScratchCLI(["--config", str(path), "--trainer.logger=false", "--figures=false"], run=False)
     model = cli.model
     flops = model.forward_flops() if getattr(model, "example_input_array", None) is not None or isinstance(model, NumPyModel) else None
     return sum(parameter.numel() for parameter in model.parameters()), flops

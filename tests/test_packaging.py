@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT, subprocess_env
 
 
+@pytest.mark.slow  # a fresh environment in a subprocess: CI runs it with the slow tests
 def test_an_installed_wheel_finds_an_experiment_by_name_from_another_directory(workdir: Path) -> None:
     wheels, site = workdir / "wheels", workdir / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import config, subprocess_env
 
 # sys.modules["wandb"] = None makes `import wandb` raise ImportError, as on a machine without it.
@@ -21,6 +23,7 @@ print("BOTH FITS DONE")
 """
 
 
+@pytest.mark.slow  # a fresh environment in a subprocess: CI runs it with the slow tests
 def test_fits_without_wandb_installed(tmp_path: Path) -> None:
     script = SCRIPT.format(xor=config("perceptron/xor_weakness"), lenet=config("lenet5/mnist"))
     result = subprocess.run(
