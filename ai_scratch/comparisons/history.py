@@ -72,7 +72,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.transforms import Bbox
 
 from ai_scratch.analysis import COMPARISON_PROJECT
-from ai_scratch.comparisons.runs import _non_negative, fit_experiment
+from ai_scratch.comparisons.runs import comparison_parser, fit_experiment
 from ai_scratch.registry import configs_dir, model_classes
 from callbacks import plots
 
@@ -682,18 +682,10 @@ def _short(full_name: str) -> str:
 
 # ---------------------------------------------------------------------- the command
 def parser() -> argparse.ArgumentParser:
-    from ai_scratch.cli import OneLineArgumentParser
-
-    description = __doc__.split("\n\n")[0]
-    parsed = OneLineArgumentParser(prog="ai-scratch compare history", description=description)
-    parsed.add_argument("--seed", type=_non_negative, default=0, help="seed of the data and of every model's weights (default: %(default)s)")
-    parsed.add_argument("--out", default="runs/comparisons/history", help="folder for the tables, the figures, the cell configs and the runs (default: %(default)s)")
-    parsed.add_argument("--quick", action="store_true", help="smoke sizes (one epoch of two batches per cell): draws everything, shows nothing")
+    parsed = comparison_parser(NAME, __doc__.split("\n\n")[0])
     parsed.add_argument("--refresh", action="store_true", help="refit every cell, even one whose result is cached")
     parsed.add_argument("--models", nargs="+", metavar="MODEL", help="only these rows (ai-scratch list names the models)")
     parsed.add_argument("--tasks", nargs="+", metavar="TASK", help=f"only these columns: {', '.join(TASK_NAMES)}")
-    parsed.add_argument("--wandb", action="store_true", help=f"also log the table and the figures to the wandb project {COMPARISON_PROJECT}")
-    parsed.add_argument("--wandb_mode", default=None, help="online, offline or disabled (default: WANDB_MODE, else online)")
     return parsed
 
 

@@ -160,20 +160,22 @@ def as_rows(runs: dict[str, FittedRun], metrics: Sequence[str]) -> list[dict[str
     return rows
 
 
-def comparison_parser(module: int, description: str, contrasts: dict[str, str] | None = None) -> argparse.ArgumentParser:
-    """The options every ``ai-scratch compare module-<n>`` takes: ``--seed``, ``--out``, ``--quick``,
+def comparison_parser(module: int | str, description: str, contrasts: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    """The options every ``ai-scratch compare module-<n>`` (``module`` a number) or ``ai-scratch
+    compare <name>`` (``module`` a name: ``history``) takes: ``--seed``, ``--out``, ``--quick``,
     ``--wandb`` and ``--wandb_mode``; with ``contrasts`` (name: what it shows, in the order of the
     figure), ``--contrast NAME``, repeatable, to draw only some (:func:`chosen_contrasts`). A
     comparison adds its own."""
     from ai_scratch.cli import OneLineArgumentParser
 
-    parser = OneLineArgumentParser(prog=f"ai-scratch compare module-{module}", description=description)
+    name = f"module-{module}" if isinstance(module, int) else module
+    parser = OneLineArgumentParser(prog=f"ai-scratch compare {name}", description=description)
     if contrasts:
         parser.add_argument("--contrast", action="append", choices=list(contrasts), dest="contrasts",
                             help="draw only this contrast (repeatable; default: all): " +
                             "; ".join(f"{name}: {what}" for name, what in contrasts.items()))  # fmt: skip
     parser.add_argument("--seed", type=_non_negative, default=0, help="seed of the data and of every model's weights (default: %(default)s)")
-    parser.add_argument("--out", default=f"runs/comparisons/module-{module}", help="folder for the figure, the table and the runs (default: %(default)s)")
+    parser.add_argument("--out", default=f"runs/comparisons/{name}", help="folder for the figures, the tables and the runs (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="smoke sizes (one epoch of two batches per run): draws everything, shows nothing")
     parser.add_argument("--wandb", action="store_true", help=f"also log the figure and the table to the wandb project {COMPARISON_PROJECT}")
     parser.add_argument("--wandb_mode", default=None, help="online, offline or disabled (default: WANDB_MODE, else online)")
